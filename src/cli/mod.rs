@@ -1,0 +1,35 @@
+//! Command line: one file per command; this file holds the root and the dispatch.
+
+mod exit;
+pub mod output;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::{ExitCode, Failure};
+use output::OutputFormat;
+
+/// Build hardened, highly available Kubernetes control planes the hard way over SSH.
+///
+/// A TOML inventory describes the cluster. `provision plan` shows what would change on
+/// every host; `provision apply` makes exactly those changes; a second apply changes nothing.
+#[derive(Debug, Parser)]
+#[command(name = "provision", version, propagate_version = true)]
+pub struct Cli {
+    /// Output format: human-readable text, or JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {};
+    #[allow(unreachable_code)]
+    exit::report(result, cli.output)
+}

@@ -1,0 +1,9 @@
+//! provision: hardened Kubernetes control planes the hard way, over SSH.
+//!
+//! The module tree follows one `provision apply`:
+//! inventory -> pki -> render (desired state) -> ssh (facts) -> plan -> apply phases -> verify.
+
+pub mod cli;
+pub mod desired;
+pub mod inventory;
+pub mod state;
