@@ -6,4 +6,6 @@
 pub mod cli;
 pub mod desired;
 pub mod inventory;
+pub mod pki;
+pub mod ssh;
 pub mod state;
