@@ -2,6 +2,7 @@
 
 mod exit;
 pub mod output;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -24,12 +25,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    Validate(validate::ValidateArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.command {};
-    #[allow(unreachable_code)]
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args, cli.output),
+    };
     exit::report(result, cli.output)
 }
