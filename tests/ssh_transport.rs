@@ -198,6 +198,7 @@ struct Agent {
 
 impl Agent {
     fn start(dir: &Path) -> Agent {
+        fs::create_dir_all(dir).unwrap();
         let socket = dir.join("agent.sock");
         let child = Command::new("ssh-agent")
             .arg("-D")
@@ -363,6 +364,20 @@ async fn command_timeout_names_the_command() {
     // The session is still usable afterwards (with a roomy limit: the machine may be loaded).
     let out = session.exec_with_timeout("echo ok", None, Duration::from_secs(30)).await.unwrap();
     assert_eq!(out.stdout_text(), "ok\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_reported_as_lost() {
+    let lab = Lab::new();
+    let sshd = lab.sshd(22, "");
+    let kh = lab.known_hosts("known_hosts", &[&sshd]);
+    let session = Session::connect(&lab.target(&sshd, &kh)).await.unwrap();
+    // The command's parent is the sshd process serving this connection: killing it
+    // drops the connection under a running command.
+    let err = session.exec("kill -KILL $PPID; sleep 5", None).await.unwrap_err();
+    assert!(matches!(&err, SshError::ConnectionLost { host, .. } if host == "node22"), "{err}");
+    let err = session.exec("true", None).await.unwrap_err();
+    assert!(matches!(&err, SshError::ConnectionLost { .. }), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -639,6 +654,20 @@ async fn ssh_agent_keys_authenticate_including_a_passphrase_protected_key_file()
     let s = Session::connect(&target).await.unwrap();
     assert!(s.exec("true", None).await.unwrap().success());
     assert!(sshd.log().contains("Accepted publickey for root from 127.0.0.1") && sshd.log().contains("RSA SHA256:"));
+
+    // More agent keys than sshd's MaxAuthTries: the refusal says why the server hung up.
+    let strict = lab.sshd(23, "MaxAuthTries 2");
+    let kh23 = lab.known_hosts("kh23", &[&strict]);
+    let crowded = Agent::start(&lab.path("crowded"));
+    for i in 0..3 {
+        crowded.add(&keygen(lab.tmp.path(), &format!("unrelated{i}"), "ed25519", None, ""));
+    }
+    let mut target = lab.target(&strict, &kh23);
+    target.credentials = Credentials::Default { candidates: vec![] };
+    target.agent_socket = Some(crowded.socket.clone());
+    let err = Session::connect(&target).await.unwrap_err();
+    assert!(matches!(&err, SshError::AuthRefused { .. }), "{err}");
+    assert!(err.to_string().contains("MaxAuthTries"), "{err}");
 
     // A dead agent socket is reported when nothing else works.
     let mut target = lab.target(&sshd, &kh);

@@ -57,7 +57,7 @@ impl fmt::Debug for Output {
 }
 
 impl Session {
-    /// Runs `command` with `sh` as root (through `sudo -n` for a non-root login user) and
+    /// Runs `command` with `sh -c` as root (through `sudo -n` for a non-root login user) and
     /// returns its status and output; a non-zero status is NOT an error here.
     /// `stdin` is streamed to the command, then closed (EOF); with `None` stdin is empty.
     /// Secrets go in `stdin`, never in `command` (it is visible in `ps` and in errors).
@@ -98,14 +98,9 @@ impl Session {
     }
 
     async fn exec_inner(&self, command: &str, display: &str, stdin: Option<&[u8]>, limit: Duration) -> Result<Output, SshError> {
-        let wrapped;
-        let line = if self.inner.sudo {
-            wrapped = shell::under_sudo(command);
-            wrapped.as_str()
-        } else {
-            command
-        };
-        let out = self.run_raw(line, display, stdin, limit, Phase::Command(display.to_string())).await?;
+        // Always `sh`, whatever the login shell is (bash, zsh, ...): commands are POSIX sh.
+        let line = if self.inner.sudo { shell::under_sudo(command) } else { shell::under_sh(command) };
+        let out = self.run_raw(&line, display, stdin, limit, Phase::Command(display.to_string())).await?;
         if self.inner.sudo && out.status == 1 && needs_password(&out.stderr) {
             return Err(SshError::SudoNeedsPassword {
                 host: self.inner.host.clone(),
@@ -136,6 +131,9 @@ impl Session {
 
         let channel = match timeout_at(deadline, self.open_channel()).await {
             Err(_) => return Err(timeout()),
+            Ok(Err(e)) if self.inner.handle.is_closed() => {
+                return Err(self.lost(display, format!("the connection is closed (dropped by the host or by an earlier error: {e})")));
+            }
             Ok(Err(e)) => return Err(self.lost(display, format!("cannot open a channel: {e}"))),
             Ok(Ok(c)) => c,
         };

@@ -183,7 +183,7 @@ fn resolve_path(path: &Path, inventory_dir: &Path, home: Option<&Path>) -> Resul
 pub(crate) fn parse_jump_host(spec: &str, default_user: &str) -> Result<JumpHost, String> {
     let spec = spec.trim();
     let (user, rest) = match spec.rsplit_once('@') {
-        Some((u, _)) if u.is_empty() => return Err(format!("{spec:?}: the user before '@' is empty")),
+        Some(("", _)) => return Err(format!("{spec:?}: the user before '@' is empty")),
         Some((u, r)) => (u.to_string(), r),
         None => (default_user.to_string(), spec),
     };
