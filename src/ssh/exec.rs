@@ -177,7 +177,14 @@ impl Session {
                 let _ = writer.close().await;
                 return Err(timeout());
             }
-            Ok(Err(reason)) => return Err(self.lost(display, reason)),
+            Ok(Err(reason)) => {
+                return Err(SshError::Protocol {
+                    host: self.inner.host.clone(),
+                    endpoint: self.inner.endpoint.clone(),
+                    phase: phase.clone(),
+                    reason,
+                });
+            }
             Ok(Ok(())) => {}
         }
         match (status, &out.signal) {
