@@ -1,5 +1,6 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
+pub mod certs;
 mod exit;
 pub mod output;
 
@@ -24,12 +25,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// The cluster's certificates: `certs list` shows expiry and what apply would renew.
+    Certs(certs::CertsArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.command {};
-    #[allow(unreachable_code)]
+    let result = match cli.command {
+        Command::Certs(args) => certs::run(args, cli.output),
+    };
     exit::report(result, cli.output)
 }
