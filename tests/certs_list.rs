@@ -113,3 +113,14 @@ fn pki_certs_list_flags_certificates_inside_the_renewal_window_and_exits_2() {
     let renew = json["certificates"].as_array().unwrap().iter().filter(|c| c["status"] == "renew").count();
     assert_eq!(renew, 12, "every leaf, no CA: {json:#}");
 }
+
+#[test]
+fn pki_certs_list_reports_an_invalid_inventory_with_its_line_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("inventory.toml");
+    std::fs::write(&path, inventory_text("").replace("address = \"127.0.4.1\"", "address = \"127.0.4.300\"")).unwrap();
+    let out = certs_list(&path, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inventory.toml:15:11: host[0].address") && stderr.contains("127.0.4.300"), "{stderr}");
+}

@@ -1,16 +1,14 @@
 //! `provision certs list`: every certificate of the cluster's PKI, its expiry, and what the
 //! next render/apply will do with it. Read-only: it never creates or changes a PKI.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::ExitCode;
 use super::output::{OutputFormat, print_json, table};
-use super::{ExitCode, Failure};
-use crate::inventory::Inventory;
+use super::validate;
 use crate::pki::{self, Listing, Status};
-use crate::state::StateDir;
 
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -44,22 +42,14 @@ pub fn run(args: CertsArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
 }
 
 fn run_list(args: &ListArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&args.inventory)?;
-    let state = StateDir::beside(&args.inventory, &inventory.cluster.name);
-    let listing = pki::inspect(&inventory, &state)?;
+    let loaded = validate::load_or_report(&args.inventory, format)?;
+    let listing = pki::inspect(&loaded.inventory, &loaded.state_dir())?;
     match format {
         OutputFormat::Json => print_json(&listing)?,
         OutputFormat::Text => print!("{}", render_text(&listing)),
     }
     let attention = listing.certificates.iter().any(|c| c.status.needs_attention());
     Ok(if attention { ExitCode::INVALID } else { ExitCode::OK })
-}
-
-// TODO(inventory branch): switch to `inventory::load` (validation with file:line errors)
-// once it is merged; until then the file is parsed, not validated.
-fn load_inventory(path: &Path) -> anyhow::Result<Inventory> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the inventory {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| Failure::new(ExitCode::INVALID, format!("{}: {e}", path.display())).into())
 }
 
 fn render_text(listing: &Listing) -> String {

@@ -3,6 +3,7 @@
 pub mod certs;
 mod exit;
 pub mod output;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Validate(validate::ValidateArgs),
     /// The cluster's certificates: `certs list` shows expiry and what apply would renew.
     Certs(certs::CertsArgs),
 }
@@ -34,6 +36,7 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Validate(args) => validate::run(&args, cli.output),
         Command::Certs(args) => certs::run(args, cli.output),
     };
     exit::report(result, cli.output)

@@ -1,7 +1,7 @@
 //! The PKI, built and kept on the operator's machine in the state directory.
 //!
 //! API contract (used by render, etcd and verify):
-//! - `Pki::ensure` loads what the state directory holds, reuses every certificate that is
+//! - `pki::ensure` loads what the state directory holds, reuses every certificate that is
 //!   still valid and still names the right subject/SANs (byte for byte), issues what is
 //!   missing or changed, renews what is inside its renewal window, and saves to disk
 //!   (private keys 0600).
@@ -227,6 +227,14 @@ fn check_settings(s: &PkiSettings) -> anyhow::Result<()> {
         if days == 0 || days > MAX_DAYS {
             bail!("[pki] {name} = {days}: use a number of days between 1 and {MAX_DAYS}");
         }
+    }
+    if s.leaf_validity_days > s.ca_validity_days {
+        bail!(
+            "[pki] leaf_validity_days = {} exceeds ca_validity_days = {}: a certificate cannot \
+             outlive the CA that signed it",
+            s.leaf_validity_days,
+            s.ca_validity_days
+        );
     }
     if s.renew_before_days >= s.leaf_validity_days {
         bail!(

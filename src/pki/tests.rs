@@ -456,6 +456,8 @@ fn pki_settings_that_would_churn_or_overflow_are_refused() {
     let (_tmp, state) = state();
     let err = ensure(&inventory("leaf_validity_days = 20\nrenew_before_days = 20", "127.0.4.2"), &state).unwrap_err();
     assert!(err.to_string().contains("[pki] renew_before_days = 20"), "{err}");
+    let err = ensure(&inventory("ca_validity_days = 100\nleaf_validity_days = 365", "127.0.4.2"), &state).unwrap_err();
+    assert!(err.to_string().contains("[pki] leaf_validity_days = 365 exceeds ca_validity_days = 100"), "{err}");
     let err = ensure(&inventory("ca_validity_days = 4000000000", "127.0.4.2"), &state).unwrap_err();
     assert!(err.to_string().contains("[pki] ca_validity_days"), "{err}");
     assert!(!state.pki_dir().exists(), "nothing is created for refused settings");
