@@ -1,5 +1,6 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
+pub mod certs;
 mod exit;
 pub mod output;
 pub mod validate;
@@ -27,6 +28,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Validate(validate::ValidateArgs),
+    /// The cluster's certificates: `certs list` shows expiry and what apply would renew.
+    Certs(certs::CertsArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -34,6 +37,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, cli.output),
+        Command::Certs(args) => certs::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }
