@@ -7,5 +7,6 @@ pub mod cli;
 pub mod desired;
 pub mod inventory;
 pub mod pki;
+pub mod plan;
 pub mod ssh;
 pub mod state;

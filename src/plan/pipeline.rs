@@ -1,0 +1,1 @@
+//! load -> pki -> render -> connect -> facts -> plan: the one pipeline plan, apply and reset share.
