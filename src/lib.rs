@@ -3,6 +3,7 @@
 //! The module tree follows one `provision apply`:
 //! inventory -> pki -> render (desired state) -> ssh (facts) -> plan -> apply phases -> verify.
 
+pub mod apply;
 pub mod cli;
 pub mod desired;
 pub mod inventory;

@@ -12,7 +12,6 @@ pub mod run_action;
 pub mod wait_units;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::inventory::Inventory;
@@ -24,7 +23,7 @@ use events::{Event, Reporter};
 
 /// Everything a phase needs besides its part of the plan.
 pub struct ApplyContext<'a> {
-    pub sessions: &'a BTreeMap<String, Arc<Session>>,
+    pub sessions: &'a BTreeMap<String, Session>,
     pub inventory: &'a Inventory,
     pub state: &'a StateDir,
     pub reporter: &'a Reporter,

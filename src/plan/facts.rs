@@ -381,6 +381,18 @@ fn parse_systemd_timestamp(s: &str) -> Option<EpochNanos> {
     Some(t.unix_timestamp_nanos())
 }
 
+/// Runs the script on a host through ONE exec and parses the report.
+pub async fn gather(session: &crate::ssh::Session, req: &FactsRequest) -> anyhow::Result<HostFacts> {
+    let stdin = req.to_stdin()?;
+    // The request is the script's stdin, so the script itself is passed as `sh -c` text.
+    let cmd = format!("sh -c {}", shell_quote(FACTS_SCRIPT));
+    let out = session.exec(&cmd, Some(&stdin)).await?;
+    if !out.success() {
+        bail!("the facts script exited with status {}: {}", out.status, out.stderr_text().trim());
+    }
+    parse(&out.stdout_text(), req)
+}
+
 /// Single-quotes `s` for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
