@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod desired;
+pub mod etcd;
 pub mod inventory;
 pub mod pki;
 pub mod ssh;
