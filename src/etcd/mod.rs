@@ -11,3 +11,10 @@
 //! - `backup_timer`: the systemd timer + service that take snapshots on the hosts.
 
 pub mod snapshot_file;
+pub mod connect;
+pub mod credentials;
+pub mod explain;
+pub mod health;
+pub mod members;
+
+pub use members::{Member, members};
