@@ -11,10 +11,12 @@
 //! - `backup_timer`: the systemd timer + service that take snapshots on the hosts.
 
 pub mod snapshot_file;
+pub mod backup;
 pub mod connect;
 pub mod credentials;
 pub mod explain;
 pub mod health;
 pub mod members;
+pub mod retention;
 
 pub use members::{Member, members};
