@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod cli;
 pub mod desired;
+pub mod etcd;
 pub mod inventory;
 pub mod pki;
 pub mod plan;
