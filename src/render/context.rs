@@ -86,6 +86,10 @@ pub struct HostCtx {
     /// The address as it appears in a URL (IPv6 in brackets).
     pub url_address: String,
     pub etcd_client_url: String,
+    /// --listen-client-urls: the host address, plus 127.0.0.1 for local clients unless the
+    /// host address is itself a loopback address (lab hosts share one network namespace
+    /// on 127.0.1.x, where a second listener on 127.0.0.1 would collide).
+    pub etcd_listen_client_urls: String,
     pub etcd_peer_url: String,
     /// https://<host address>:<api port>: how components on this host reach their local
     /// kube-apiserver (it binds to the host address only).
@@ -172,10 +176,17 @@ impl BaseCtx {
 
     pub fn host(&self, inv: &Inventory, host: &Host) -> HostCtx {
         let url_address = url_host(&host.address);
+        let client_url = format!("https://{url_address}:{}", inv.etcd.client_port);
+        let etcd_listen_client_urls = if host.address.is_loopback() {
+            client_url.clone()
+        } else {
+            format!("{client_url},https://127.0.0.1:{}", inv.etcd.client_port)
+        };
         HostCtx {
             name: host.name.clone(),
             address: host.address.to_string(),
-            etcd_client_url: format!("https://{url_address}:{}", inv.etcd.client_port),
+            etcd_client_url: client_url,
+            etcd_listen_client_urls,
             etcd_peer_url: format!("https://{url_address}:{}", inv.etcd.peer_port),
             local_api_server_url: format!("https://{url_address}:{}", inv.cluster.api_port),
             url_address,
