@@ -41,7 +41,9 @@ pub fn c_1_2_5(v: &HostView) -> Outcome {
     flag_set(v, A, "kubelet-certificate-authority")
 }
 pub fn c_1_2_6(v: &HostView) -> Outcome {
-    flag_set(v, A, "authorization-mode").and(flag_list_lacks(v, A, "authorization-mode", "AlwaysAllow"))
+    let set = flag_set(v, A, "authorization-mode");
+    let lacks = flag_list_lacks(v, A, "authorization-mode", "AlwaysAllow");
+    Outcome::when(set.passed && lacks.passed, set.evidence)
 }
 pub fn c_1_2_7(v: &HostView) -> Outcome {
     flag_list_has(v, A, "authorization-mode", "Node")
