@@ -6,14 +6,39 @@
 //!   missing or changed, renews what is inside its renewal window, and saves to disk
 //!   (private keys 0600).
 //! - `Pki::get(&CertId)` returns the PEM material of one certificate.
+//! - `ensure_reporting` does the same and also says, per certificate, what it did and why.
+//! - `inspect` compares what is on disk with the inventory without changing anything.
+//!
+//! Files under `state.pki_dir()`: `<stem>.crt` / `<stem>.key` (stems: `CertId::file_stem`),
+//! `sa.key` / `sa.pub`; under `state.secrets_dir()`: `encryption.key` (base64).
+
+mod ca;
+mod describe;
+mod facts;
+mod inspect;
+mod issue;
+mod keys;
+mod leaf;
+mod reuse;
+mod secrets;
+mod spec;
+mod store;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use anyhow::{Context, bail};
 use serde::Serialize;
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, PkiSettings};
 use crate::state::StateDir;
+
+pub use describe::CertInfo;
+pub use inspect::{Listed, Listing, Status, inspect};
+pub use secrets::{ENCRYPTION_KEY, SA_KEY, SA_PUB};
+pub use spec::{CAS, runs_kubelet};
 
 /// Every certificate (and key pair) provision manages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -67,9 +92,176 @@ impl Pki {
     pub fn get(&self, id: &CertId) -> Option<&Issued> {
         self.certs.get(id)
     }
+
+    /// Every certificate with its subject, SANs, issuer, validity and key algorithm.
+    pub fn describe(&self) -> anyhow::Result<Vec<CertInfo>> {
+        let now = OffsetDateTime::now_utc();
+        self.certs
+            .iter()
+            .map(|(id, issued)| {
+                let name = id.file_stem();
+                let facts = facts::CertFacts::from_pem(&issued.cert_pem, &name)?;
+                Ok(describe::describe(&name, &facts, now))
+            })
+            .collect()
+    }
 }
 
-/// What `ensure` is called with.
-pub fn ensure(_inventory: &Inventory, _state: &StateDir) -> anyhow::Result<Pki> {
-    anyhow::bail!("pki::ensure is being implemented")
+/// What `ensure` did with one certificate or key, for apply/render to print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertEvent {
+    /// File stem for certificates ("etcd-server-node1"), "sa" or "encryption-key".
+    pub name: String,
+    /// None for the service-account key pair and the encryption key.
+    pub id: Option<CertId>,
+    pub kind: EventKind,
+    pub reason: String,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// Created where nothing existed.
+    Issued,
+    /// Replaced because it expires soon (or did).
+    Renewed,
+    /// Replaced because it no longer matched the inventory (or was damaged).
+    Reissued,
+    /// Kept byte for byte.
+    Reused,
+}
+
+impl CertEvent {
+    fn new(id: &CertId, kind: EventKind, reason: String) -> CertEvent {
+        CertEvent { name: id.file_stem(), id: Some(id.clone()), kind, reason }
+    }
+    fn service_account(kind: EventKind, reason: String) -> CertEvent {
+        CertEvent { name: "sa".into(), id: None, kind, reason }
+    }
+    fn encryption_key(kind: EventKind, reason: String) -> CertEvent {
+        CertEvent { name: "encryption-key".into(), id: None, kind, reason }
+    }
+}
+
+impl fmt::Display for CertEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            EventKind::Issued => "issued",
+            EventKind::Renewed => "renewed",
+            EventKind::Reissued => "reissued",
+            EventKind::Reused => "reused",
+        };
+        write!(f, "{}: {kind} ({})", self.name, self.reason)
+    }
+}
+
+/// The PKI and what `ensure_reporting` did to build it.
+pub struct Ensured {
+    pub pki: Pki,
+    pub events: Vec<CertEvent>,
+}
+
+/// Loads, reuses, renews and issues everything; see the module documentation.
+pub fn ensure(inventory: &Inventory, state: &StateDir) -> anyhow::Result<Pki> {
+    ensure_reporting(inventory, state).map(|e| e.pki)
+}
+
+/// `ensure`, also returning one event per certificate and key (in a stable order).
+pub fn ensure_reporting(inventory: &Inventory, state: &StateDir) -> anyhow::Result<Ensured> {
+    let settings = &inventory.pki;
+    check_settings(settings)?;
+    let specs = spec::leaf_specs(inventory)?;
+    let dir = state.pki_dir();
+    store::private_dir(state.root())?;
+    store::private_dir(&dir)?;
+    store::private_dir(&state.secrets_dir())?;
+    let now = OffsetDateTime::now_utc();
+
+    let mut certs = BTreeMap::new();
+    let mut events = Vec::new();
+    let mut cas = BTreeMap::new();
+    for id in &CAS {
+        let (ca, event) = ca::ensure(&dir, id, settings, now).with_context(|| format!("the {id} certificate authority"))?;
+        events.push(event);
+        certs.insert(id.clone(), ca.issued.clone());
+        cas.insert(id.clone(), ca);
+    }
+    for spec in &specs {
+        let ca = cas.get(&spec.issuer).with_context(|| format!("{} names an unknown issuer", spec.id))?;
+        let decision = leaf::decide(&dir, spec, &ca.public_key_info, settings, now)?;
+        let (issued, kind, reason) = match decision {
+            leaf::Decision::Keep(issued) => {
+                let (_, key_path) = leaf::paths(&dir, spec);
+                let reason = if store::tighten(&key_path)? { "valid; key mode set to 0600" } else { "valid" };
+                (issued, EventKind::Reused, reason.to_string())
+            }
+            leaf::Decision::Missing => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Issued, "new".into()),
+            leaf::Decision::Renew(why) => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Renewed, why),
+            leaf::Decision::Reissue(why) => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Reissued, why),
+        };
+        events.push(CertEvent::new(&spec.id, kind, reason));
+        certs.insert(spec.id.clone(), issued);
+    }
+    let (service_account, event) = secrets::service_account(&dir, settings.key_algorithm)?;
+    events.push(event);
+    let (encryption_key, event) = secrets::encryption_key(&state.secrets_dir())?;
+    events.push(event);
+    Ok(Ensured { pki: Pki { certs, service_account, encryption_key }, events })
+}
+
+/// Settings that would make every run re-issue everything, or overflow a date.
+fn check_settings(s: &PkiSettings) -> anyhow::Result<()> {
+    const MAX_DAYS: u32 = 100 * 366;
+    for (name, days) in [("ca_validity_days", s.ca_validity_days), ("leaf_validity_days", s.leaf_validity_days)] {
+        if days == 0 || days > MAX_DAYS {
+            bail!("[pki] {name} = {days}: use a number of days between 1 and {MAX_DAYS}");
+        }
+    }
+    if s.renew_before_days >= s.leaf_validity_days {
+        bail!(
+            "[pki] renew_before_days = {} is not below leaf_validity_days = {}: every run would renew \
+             every certificate. Lower renew_before_days or raise leaf_validity_days.",
+            s.renew_before_days,
+            s.leaf_validity_days
+        );
+    }
+    Ok(())
+}
+
+/// Key material is never shown: only which certificates exist and how long the PEM is.
+impl fmt::Debug for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issued")
+            .field("cert_pem", &format_args!("<{} bytes>", self.cert_pem.len()))
+            .field("key_pem", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+impl fmt::Debug for KeyPairPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPairPem")
+            .field("public_pem", &format_args!("<{} bytes>", self.public_pem.len()))
+            .field("private_pem", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Pki {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pki")
+            .field("certs", &self.certs)
+            .field("service_account", &self.service_account)
+            .field("encryption_key", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Ensured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ensured").field("pki", &self.pki).field("events", &self.events).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! Files of the PKI on the operator's machine: private directories (0700), private files
+//! (0600), atomic replacement (temp file + fsync + rename) so a crash never leaves half a key.
+
+use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::Context;
+
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Certificates and public keys are not secret.
+pub const PUBLIC_FILE_MODE: u32 = 0o644;
+
+/// Creates `dir` (and missing parents, all 0700) and makes sure `dir` itself is 0700.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+        .with_context(|| format!("creating directory {}", dir.display()))?;
+    set_mode(dir, PRIVATE_DIR_MODE)
+}
+
+/// Replaces `path` with `bytes`: a temp file in the same directory, created with `mode`
+/// from the start (a key is never readable by others, not even for a moment), fsynced,
+/// then renamed over `path`, and the directory fsynced so the rename survives a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}-{:08x}", name.to_string_lossy(), std::process::id(), rand::random::<u32>()));
+    let result = (|| -> anyhow::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        // The umask may have removed bits from `mode`; set it exactly.
+        file.set_permissions(Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", tmp.display()))?;
+        file.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    if let Ok(d) = fs::File::open(dir) {
+        // Best effort: some filesystems refuse fsync on a directory.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The file's content, or None when it does not exist.
+pub fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Like `read_optional`, for text files (PEM).
+pub fn read_optional_text(path: &Path) -> anyhow::Result<Option<String>> {
+    match read_optional(path)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{} is not a text (PEM) file", path.display())),
+    }
+}
+
+/// Removes group/other permissions from an existing private file (e.g. after an operator
+/// restored it from a backup with a loose mode). Returns true when the mode was changed.
+pub fn tighten(path: &Path) -> anyhow::Result<bool> {
+    let mode = fs::metadata(path).with_context(|| format!("reading the mode of {}", path.display()))?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(false);
+    }
+    set_mode(path, PRIVATE_FILE_MODE)?;
+    Ok(true)
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    fs::set_permissions(path, Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode {mode:o} on {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn writes_atomically_with_the_mode_and_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        let key = dir.join("x.key");
+        write_atomic(&key, b"one", PRIVATE_FILE_MODE).unwrap();
+        write_atomic(&key, b"two", PRIVATE_FILE_MODE).unwrap();
+        assert_eq!(fs::read(&key).unwrap(), b"two");
+        assert_eq!(mode(&key), 0o600);
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.key")]);
+        assert_eq!(read_optional(&dir.join("nope")).unwrap(), None);
+    }
+
+    #[test]
+    fn tightens_a_loose_private_file_and_a_loose_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("k");
+        write_atomic(&key, b"k", 0o644).unwrap();
+        assert!(tighten(&key).unwrap());
+        assert_eq!(mode(&key), 0o600);
+        assert!(!tighten(&key).unwrap());
+        fs::set_permissions(tmp.path(), Permissions::from_mode(0o755)).unwrap();
+        private_dir(tmp.path()).unwrap();
+        assert_eq!(mode(tmp.path()), 0o700);
+    }
+}
