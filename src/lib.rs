@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod desired;
 pub mod inventory;
+pub mod lab;
 pub mod pki;
 pub mod ssh;
 pub mod state;
