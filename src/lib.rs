@@ -9,6 +9,7 @@ pub mod cli;
 pub mod desired;
 pub mod etcd;
 pub mod inventory;
+pub mod lab;
 pub mod pki;
 pub mod plan;
 pub mod render;

@@ -1,6 +1,7 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
 mod exit;
+pub mod lab;
 pub mod output;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +25,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Local lab hosts: Debian machines with systemd and sshd as systemd-nspawn
+    /// containers on 127.0.1.N (root only).
+    Lab(lab::LabArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.command {};
-    #[allow(unreachable_code)]
+    let result = match cli.command {
+        Command::Lab(args) => lab::run(args, cli.output),
+    };
     exit::report(result, cli.output)
 }
