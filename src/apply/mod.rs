@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::inventory::Inventory;
+use crate::pki::Pki;
 use crate::plan::{Phase, Plan};
 use crate::ssh::Session;
 use crate::state::StateDir;
@@ -26,6 +27,8 @@ pub struct ApplyContext<'a> {
     pub sessions: &'a BTreeMap<String, Session>,
     pub inventory: &'a Inventory,
     pub state: &'a StateDir,
+    /// The etcd client certificate for the quorum wait comes from here.
+    pub pki: &'a Pki,
     pub reporter: &'a Reporter,
     pub cancel: &'a Cancel,
     /// Hosts worked on at once.

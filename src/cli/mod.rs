@@ -1,8 +1,11 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
+pub mod apply;
 mod exit;
 pub mod lab;
 pub mod output;
+pub mod plan;
+pub mod reset;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +32,9 @@ pub enum Command {
     /// Local lab hosts: Debian machines with systemd and sshd as systemd-nspawn
     /// containers on 127.0.1.N (root only).
     Lab(lab::LabArgs),
+    Plan(plan::PlanArgs),
+    Apply(apply::ApplyArgs),
+    Reset(reset::ResetArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -36,6 +42,9 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lab(args) => lab::run(args, cli.output),
+        Command::Plan(args) => plan::run(&args, cli.output),
+        Command::Apply(args) => apply::run(&args, cli.output),
+        Command::Reset(args) => reset::run(&args, cli.output),
     };
     exit::report(result, cli.output)
 }

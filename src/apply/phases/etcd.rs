@@ -11,41 +11,46 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use crate::apply::{ApplyContext, PhaseResult};
+use crate::etcd::Member;
+use crate::etcd::credentials::ClientCredentials;
+use crate::etcd::health::{self, HealthOptions};
 use crate::plan::PhasePlan;
 
 pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
     super::prepare_start_wait(plan, ctx).await
 }
 
-/// Waits until every member (except the hosts that already failed) serves clients.
+/// Waits until every member (except hosts that already failed) serves a linearizable
+/// read over mTLS with no alarm: the etcd helper's health probe, the same check as
+/// `provision etcd health`.
 pub async fn wait_quorum(members: &[String], skip: &[String], ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
-    let mut addrs = Vec::new();
-    for m in members.iter().filter(|m| !skip.contains(m)) {
-        let Some(host) = ctx.inventory.hosts.iter().find(|h| &h.name == m) else {
-            bail!("etcd member {m} is not in the inventory");
-        };
-        addrs.push((m.clone(), std::net::SocketAddr::new(host.address, ctx.inventory.etcd.client_port)));
+    let wanted: Vec<Member> = crate::etcd::members(ctx.inventory)
+        .into_iter()
+        .filter(|m| members.contains(&m.name) && !skip.contains(&m.name))
+        .collect();
+    if wanted.is_empty() {
+        bail!("no etcd member left to wait for");
     }
+    let creds = ClientCredentials::from_pki(ctx.pki, &ctx.state.pki_dir())?;
+    let opts = HealthOptions { timeout: Duration::from_secs(3), ..HealthOptions::default() };
     let deadline = Instant::now() + ctx.wait_timeout;
     loop {
-        let mut down = Vec::new();
-        for (name, addr) in &addrs {
-            let ok = matches!(
-                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await,
-                Ok(Ok(_))
-            );
-            if !ok {
-                down.push(format!("{name} ({addr})"));
-            }
-        }
-        if down.is_empty() {
+        let health = health::check(&wanted, &creds, opts).await;
+        let sick: Vec<String> = health
+            .members
+            .iter()
+            .filter(|m| !m.healthy)
+            .map(|m| format!("{}: {}", m.name, m.problems.join("; ")))
+            .collect();
+        if health.quorum && sick.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
             bail!(
-                "etcd did not reach quorum within {}s: no answer from {}",
+                "etcd is not healthy after {}s: {}{}",
                 ctx.wait_timeout.as_secs(),
-                down.join(", ")
+                health.summary(),
+                if sick.is_empty() { String::new() } else { format!(" ({})", sick.join(", ")) }
             );
         }
         tokio::select! {
