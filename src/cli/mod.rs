@@ -6,6 +6,7 @@ pub mod lab;
 pub mod output;
 pub mod plan;
 pub mod reset;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
     Reset(reset::ResetArgs),
+    Validate(validate::ValidateArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -45,6 +47,7 @@ pub fn main() -> i32 {
         Command::Plan(args) => plan::run(&args, cli.output),
         Command::Apply(args) => apply::run(&args, cli.output),
         Command::Reset(args) => reset::run(&args, cli.output),
+        Command::Validate(args) => validate::run(&args, cli.output),
     };
     exit::report(result, cli.output)
 }
