@@ -2,6 +2,7 @@
 
 mod exit;
 pub mod output;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -24,12 +25,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Write every host's files (units, configs, certificates) into a directory, with a
+    /// manifest, without touching any host.
+    Render(render::RenderArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.command {};
-    #[allow(unreachable_code)]
+    let result = match cli.command {
+        Command::Render(args) => render::run(args, cli.output),
+    };
     exit::report(result, cli.output)
 }
