@@ -7,6 +7,7 @@ pub mod output;
 pub mod plan;
 pub mod reset;
 pub mod validate;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     Reset(reset::ResetArgs),
     Validate(validate::ValidateArgs),
+    /// Write every host's files (units, configs, certificates) into a directory, with a
+    /// manifest, without touching any host.
+    Render(render::RenderArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -48,6 +52,7 @@ pub fn main() -> i32 {
         Command::Apply(args) => apply::run(&args, cli.output),
         Command::Reset(args) => reset::run(&args, cli.output),
         Command::Validate(args) => validate::run(&args, cli.output),
+        Command::Render(args) => render::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }
