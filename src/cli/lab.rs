@@ -38,7 +38,7 @@ pub enum LabCommand {
         #[arg(long)]
         image: bool,
     },
-    /// Show each host's state, pid, sshd, uptime and memory.
+    /// Show each host's state, pid, sshd, uptime and memory (PSS of its processes).
     ///
     /// Exit status: 0 when every expected host runs, 2 when one does not.
     Status {
@@ -129,13 +129,13 @@ pub fn run(args: LabArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
                                 h.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                                 if h.sshd { "yes" } else { "no" }.to_string(),
                                 h.uptime_seconds.map(human_duration).unwrap_or_else(|| "-".into()),
-                                h.rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "-".into()),
+                                h.mem_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "-".into()),
                             ]
                         })
                         .collect();
                     println!(
                         "{}",
-                        output::table(&["NAME", "ADDRESS", "STATE", "PID", "SSHD", "UPTIME", "RSS"], rows)
+                        output::table(&["NAME", "ADDRESS", "STATE", "PID", "SSHD", "UPTIME", "MEMORY"], rows)
                     );
                     let running = st.hosts.iter().filter(|h| h.expected && h.state == HostState::Running).count();
                     println!("{running}/{} expected host(s) running", st.expected_hosts);

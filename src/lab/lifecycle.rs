@@ -135,7 +135,7 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         let new = to_boot.iter().filter(|&&i| observed[i] == Observed::Absent).count();
         let stale = to_boot.iter().filter(|&&i| matches!(observed[i], Observed::Stale { .. })).count();
         s.detail(format!(
-            "{} disk(s) mounted ({new} new, {stale} recovered), {} running left alone",
+            "{} disk(s): {new} new, {stale} recovered; {} running left alone",
             to_boot.len(),
             ctls.len() - to_boot.len()
         ));
@@ -177,11 +177,18 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         });
         let times = collect(&all_idx, &ctls, results)?;
         let slowest = times.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
-        s.detail(format!("{} host(s) booted, sshd answers on all (slowest {slowest:.2}s)", to_boot.len()));
+        s.detail(format!("{} booted; sshd answers on all (slowest {slowest:.2}s)", to_boot.len()));
         Ok(times)
     })?;
 
     let known_hosts_path = lab_known_hosts(&opts.inventory)?;
+    if !opts.inventory.exists() {
+        warnings.push(format!(
+            "inventory {} does not exist; the host keys are pinned in {} anyway (--inventory names the lab inventory)",
+            opts.inventory.display(),
+            known_hosts_path.display()
+        ));
+    }
     progress.step("pin", |s| {
         let keys: Vec<HostKeys> = ctls
             .iter()
