@@ -54,7 +54,7 @@ fn apply_ok(inventory: &str) -> String {
 }
 
 fn etcd_health(inventory: &std::path::Path) -> provision::etcd::health::ClusterHealth {
-    let loaded = provision::plan::pipeline::load_inventory(inventory).unwrap();
+    let loaded = provision::inventory::load(inventory).unwrap();
     let state = loaded.state_dir();
     let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
     let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();

@@ -120,7 +120,12 @@ fn text_line(event: &Event<'_>) -> Option<String> {
         Event::ActionDone { host, action, .. } => format!("{host}: {}", render_text::line(action)),
         Event::WaitStart { wait, .. } => format!("   {} ...", render_text::wait_line(wait)),
         Event::WaitDone { wait, ms, .. } => format!("   done in {:.1}s: {}", *ms as f64 / 1000.0, render_text::wait_line(wait)),
-        Event::HostError { phase, host, error } => format!("{host}: FAILED in {phase}: {error}"),
+        Event::HostError { phase, host, error } => {
+            // Errors often name the host already, and the full text (with its fix) was
+            // printed with the plan for preflight problems: one line here.
+            let error = error.strip_prefix(&format!("{host}: ")).unwrap_or(error);
+            format!("{host}: FAILED in {phase}: {}", error.lines().next().unwrap_or_default())
+        }
         Event::PhaseEnd { .. } => return None,
         Event::Summary { .. } => return None,
     })

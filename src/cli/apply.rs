@@ -130,9 +130,7 @@ pub async fn execute_plan(
     }
     if !outcome.ok() {
         if !json {
-            for (host, error) in &outcome.failed_hosts {
-                eprintln!("error: {host}: {error}");
-            }
+            // Each host's error was shown as it happened (host-error events).
             eprintln!("{message}");
         }
         return Err(Failure { code: ExitCode::ERROR, message, printed: true }.into());

@@ -12,7 +12,7 @@ use super::diff::plan_apply;
 use super::reset::{ResetOptions, plan_reset};
 use crate::apply::phases::preflight::{self, ExtraPaths, Gathered};
 use crate::desired::{Component, DesiredState};
-use crate::inventory::Inventory;
+use crate::inventory::{self, Inventory};
 use crate::pki::Pki;
 use crate::render::{self, Templates};
 use crate::state::StateDir;
@@ -25,7 +25,7 @@ pub struct PipelineOptions {
 
 /// Everything up to (and including) the facts: a plan is a pure function of this.
 pub struct Prepared {
-    pub loaded: Loaded,
+    pub loaded: inventory::Loaded,
     pub state: StateDir,
     pub pki: Pki,
     pub desired: DesiredState,
@@ -72,7 +72,7 @@ impl Prepared {
 
 pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::Result<Prepared> {
     let t = Instant::now();
-    let loaded = load_inventory(inventory_path)?;
+    let loaded = inventory::load(inventory_path).map_err(|d| anyhow::anyhow!("{d}"))?;
     let state = loaded.state_dir();
     let inv = &loaded.inventory;
     let pki = crate::pki::ensure(inv, &state)
@@ -87,6 +87,13 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
     let extra = extra_paths(inv, &desired);
     let gathered = preflight::gather(inv, &inventory_dir(&loaded.path), &state, &desired, &extra).await;
     let timings = Timings { load_pki_render, connect_and_facts: t.elapsed() };
+    if std::env::var_os("PROVISION_TIMINGS").is_some() {
+        eprintln!(
+            "timings: load+pki+render {:.0} ms, connect+facts {:.0} ms",
+            timings.load_pki_render.as_secs_f64() * 1000.0,
+            timings.connect_and_facts.as_secs_f64() * 1000.0
+        );
+    }
     Ok(Prepared { loaded, state, pki, desired, skipped, gathered, timings })
 }
 
@@ -105,23 +112,4 @@ fn extra_paths(inv: &Inventory, desired: &DesiredState) -> ExtraPaths {
 fn inventory_dir(path: &Path) -> PathBuf {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
-}
-
-// TEMPORARY until the inventory branch (inventory::load with validation) is merged.
-pub struct Loaded {
-    pub inventory: Inventory,
-    pub path: PathBuf,
-    pub warnings: Vec<String>,
-}
-
-impl Loaded {
-    pub fn state_dir(&self) -> StateDir {
-        StateDir::beside(&self.path, &self.inventory.cluster.name)
-    }
-}
-
-pub fn load_inventory(path: &Path) -> anyhow::Result<Loaded> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let inventory = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(Loaded { inventory, path: path.to_path_buf(), warnings: Vec::new() })
 }

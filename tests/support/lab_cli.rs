@@ -57,7 +57,7 @@ pub fn ssh_ok(lab: &TestLab, address: &str, command: &str) -> String {
 
 /// The desired state of the lab inventory, rendered by the library (same PKI state dir).
 pub fn desired(inventory: &Path) -> DesiredState {
-    let loaded = provision::plan::pipeline::load_inventory(inventory).expect("inventory loads");
+    let loaded = provision::inventory::load(inventory).expect("inventory loads");
     let state = loaded.state_dir();
     let pki = provision::pki::ensure(&loaded.inventory, &state).expect("pki");
     let templates = provision::render::Templates::load(None).expect("templates");

@@ -84,7 +84,12 @@ pub async fn gather(
                 out.sessions.insert(host.name.clone(), session);
                 out.facts.insert(host.name.clone(), f);
             }
-            Err(e) => report.problems.push(format!("{e:#}")),
+            Err(e) => {
+                // SSH errors start with the host name; the report is already the host's.
+                let text = format!("{e:#}");
+                let prefix = format!("{}: ", host.name);
+                report.problems.push(text.strip_prefix(&prefix).unwrap_or(&text).to_string());
+            }
         }
         out.reports.push(report);
     }
