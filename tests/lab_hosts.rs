@@ -21,11 +21,8 @@ fn known_hosts() -> PathBuf {
 }
 
 fn provision(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run provision");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_provision")).args(args).current_dir(repo()).output().expect("run provision");
     eprintln!(
         "$ provision {}\n{}{}",
         args.join(" "),
@@ -61,7 +58,16 @@ fn states(v: &Value) -> Vec<(String, String)> {
 /// ssh as `user` with the lab key, checking the host key strictly against `known`.
 fn ssh_with(known: &Path, user: &str, addr: &str, command: &str) -> Output {
     Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known.display()))
         .arg("-i")
@@ -75,11 +81,7 @@ fn ssh_with(known: &Path, user: &str, addr: &str, command: &str) -> Output {
 /// Runs `command` as `user` and returns its stdout; panics with stderr on failure.
 fn ssh(user: &str, addr: &str, command: &str) -> String {
     let out = ssh_with(&known_hosts(), user, addr, command);
-    assert!(
-        out.status.success(),
-        "ssh {user}@{addr} {command:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ssh {user}@{addr} {command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -195,7 +197,8 @@ fn up_recovers_from_killed_boot_loops_orphans_and_stale_mounts() {
     let out = provision(&["--output", "json", "lab", "up"]);
     assert!(out.status.success());
     let report = json(&out);
-    let actions: Vec<&str> = report["hosts"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        report["hosts"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["recovered", "recovered", "already-running"]);
     for addr in ADDRS {
         assert_eq!(ssh("root", addr, "systemctl is-system-running --wait"), "running");

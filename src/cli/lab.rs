@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::output::{self, OutputFormat};
 use super::ExitCode;
-use crate::lab::{self, status::human_duration, HostState, Lab, Progress, UpOptions};
+use super::output::{self, OutputFormat};
+use crate::lab::{self, HostState, Lab, Progress, UpOptions, status::human_duration};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {

@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use super::cgroup::Cgroups;
-use super::host::{self, HostCtl, Observed, Stopped};
+use super::host::{self, HostCtl, Observed, StopOutcome};
 use super::image::{self, RECIPE};
-use super::layout::{Lab, LabHost, MAX_HOSTS};
 use super::known_hosts::{self, HostKeys};
+use super::layout::{Lab, LabHost, MAX_HOSTS};
 use super::preflight::{self, BASH, NSPAWN, SSH_KEYGEN, TAR, ZSTD};
 use super::progress::{Progress, StepTiming};
 use super::{boot, fsutil, identity, key, lock, probe};
@@ -99,7 +99,10 @@ fn lock_lab(lab: &Lab) -> Result<lock::LockGuard> {
 pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> {
     let started = Instant::now();
     if !(1..=MAX_HOSTS).contains(&opts.hosts) {
-        bail!("--hosts must be between 1 and {MAX_HOSTS} (addresses 127.0.1.1 ..= 127.0.1.{MAX_HOSTS}), got {}", opts.hosts);
+        bail!(
+            "--hosts must be between 1 and {MAX_HOSTS} (addresses 127.0.1.1 ..= 127.0.1.{MAX_HOSTS}), got {}",
+            opts.hosts
+        );
     }
     preflight::require_root("up")?;
     let tools = preflight::require_tools(&[NSPAWN, BASH, SSH_KEYGEN, TAR, ZSTD])?;
@@ -190,10 +193,8 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         ));
     }
     progress.step("pin", |s| {
-        let keys: Vec<HostKeys> = ctls
-            .iter()
-            .map(|c| known_hosts::read_host_keys(&c.root(), c.host.address))
-            .collect::<Result<_>>()?;
+        let keys: Vec<HostKeys> =
+            ctls.iter().map(|c| known_hosts::read_host_keys(&c.root(), c.host.address)).collect::<Result<_>>()?;
         let n = known_hosts::pin(&known_hosts_path, &keys)?;
         s.detail(format!("{n} host keys -> {}", known_hosts_path.display()));
         Ok(())
@@ -269,7 +270,7 @@ pub fn destroy(lab: &Lab, image: bool, progress: &Progress) -> Result<DownReport
     let started = Instant::now();
     preflight::require_root("destroy")?;
     let cg = Cgroups::detect()?;
-    if !lab.state_dir().exists() && !(image && lab.cache_dir().exists()) {
+    if !(lab.state_dir().exists() || image && lab.cache_dir().exists()) {
         return Ok(DownReport { hosts: Vec::new(), steps: Vec::new(), total_seconds: 0.0 });
     }
     fsutil::private_dir(lab.state_dir())?;
@@ -304,10 +305,10 @@ fn known_hosts_on_machine(lab: &Lab, cg: &Cgroups) -> Result<Vec<LabHost>> {
     for dir in cg.group_dirs() {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
-                if let Some(h) = e.file_name().to_str().and_then(LabHost::from_name) {
-                    if !hosts.contains(&h) {
-                        hosts.push(h);
-                    }
+                if let Some(h) = e.file_name().to_str().and_then(LabHost::from_name)
+                    && !hosts.contains(&h)
+                {
+                    hosts.push(h);
                 }
             }
         }
@@ -324,12 +325,12 @@ fn stop_all(lab: &Lab, cg: &Cgroups, progress: &Progress) -> Result<Vec<HostDown
         s.message(format!("{} host(s)", ctls.len()));
         let results = parallel(&idx, |i| ctls[i].stop());
         let outcomes = collect(&idx, &ctls, results)?;
-        let count = |o: Stopped| outcomes.iter().filter(|&&x| x == o).count();
+        let count = |o: StopOutcome| outcomes.iter().filter(|&&x| x == o).count();
         s.detail(format!(
             "{} powered off, {} killed, {} were stopped",
-            count(Stopped::Clean),
-            count(Stopped::Killed),
-            count(Stopped::AlreadyStopped)
+            count(StopOutcome::Clean),
+            count(StopOutcome::Killed),
+            count(StopOutcome::WasStopped)
         ));
         Ok(hosts
             .iter()
@@ -337,9 +338,9 @@ fn stop_all(lab: &Lab, cg: &Cgroups, progress: &Progress) -> Result<Vec<HostDown
             .map(|(h, o)| HostDown {
                 host: h.clone(),
                 result: match o {
-                    Stopped::Clean => "powered-off",
-                    Stopped::Killed => "killed",
-                    Stopped::AlreadyStopped => "was-stopped",
+                    StopOutcome::Clean => "powered-off",
+                    StopOutcome::Killed => "killed",
+                    StopOutcome::WasStopped => "was-stopped",
                 },
             })
             .collect())

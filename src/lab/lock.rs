@@ -41,8 +41,8 @@ pub fn exclusive(path: &Path, on_wait: impl FnOnce()) -> Result<LockGuard> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn second_holder_waits_for_the_first() {

@@ -28,8 +28,8 @@ pub mod progress;
 pub mod status;
 pub mod testing;
 
-pub use layout::{Lab, LabHost, DEFAULT_HOSTS, MAX_HOSTS};
-pub use lifecycle::{destroy, down, up, DownReport, HostAction, HostUp, UpOptions, UpReport};
+pub use layout::{DEFAULT_HOSTS, Lab, LabHost, MAX_HOSTS};
+pub use lifecycle::{DownReport, HostAction, HostUp, UpOptions, UpReport, destroy, down, up};
 pub use progress::{Progress, StepTiming};
-pub use status::{status, HostState, HostStatus, LabStatus};
-pub use testing::{ensure_fresh_for_tests, ensure_up_for_tests, lock_for_tests, TestLab, TestLabLock};
+pub use status::{HostState, HostStatus, LabStatus, status};
+pub use testing::{TestLab, TestLabLock, ensure_fresh_for_tests, ensure_up_for_tests, lock_for_tests};

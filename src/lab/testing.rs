@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::layout::{Lab, LabHost, DEFAULT_HOSTS};
+use super::layout::{DEFAULT_HOSTS, Lab, LabHost};
 use super::lifecycle::{self, UpOptions};
 use super::lock::{self, LockGuard};
 use super::progress::Progress;
@@ -72,7 +72,11 @@ pub fn ensure_fresh_for_tests() -> Result<TestLab> {
 fn up_holding(held: TestLabLock) -> Result<TestLab> {
     let lab = Lab::system();
     let inventory = lab_inventory();
-    let report = lifecycle::up(&lab, &UpOptions { hosts: DEFAULT_HOSTS, inventory: inventory.clone() }, &Progress::for_stderr())?;
+    let report = lifecycle::up(
+        &lab,
+        &UpOptions { hosts: DEFAULT_HOSTS, inventory: inventory.clone() },
+        &Progress::for_stderr(),
+    )?;
     Ok(TestLab {
         hosts: report.hosts.into_iter().map(|h| h.host).collect(),
         key: report.key,
