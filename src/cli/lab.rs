@@ -91,6 +91,12 @@ pub fn run(args: LabArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::OK)
         }
         LabCommand::Down | LabCommand::Destroy { .. } => {
+            if lab::testing::held_by_a_test() {
+                eprintln!(
+                    "note: a test holds the lab hosts ({}); it may fail when they go away",
+                    lab.tests_lock_path().display()
+                );
+            }
             let (verb, report) = match args.command {
                 LabCommand::Destroy { image } => ("destroyed", lab::destroy(&lab, image, &progress)?),
                 _ => ("down", lab::down(&lab, &progress)?),

@@ -45,6 +45,12 @@ pub fn lab_inventory() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.toml")
 }
 
+/// True while some test holds the lab (so `lab down`/`destroy` by hand would pull the
+/// hosts from under it).
+pub fn held_by_a_test() -> bool {
+    lock::is_held(&Lab::system().tests_lock_path())
+}
+
 /// Waits until no other test uses the lab, then holds it.
 pub fn lock_for_tests() -> Result<TestLabLock> {
     let lab = Lab::system();
