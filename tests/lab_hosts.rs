@@ -120,6 +120,16 @@ fn up_boots_three_real_hosts_with_pinned_host_keys() {
     machine_ids.sort();
     machine_ids.dedup();
     assert_eq!(machine_ids.len(), 3, "every host has its own machine-id");
+    // And its own host keys (sets from the key pool are used once).
+    let mut host_keys: Vec<&str> = pinned
+        .lines()
+        .filter(|l| ADDRS.iter().any(|a| l.starts_with(&format!("{a} "))))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(host_keys.len(), 9, "ed25519, ecdsa and rsa for each host");
+    host_keys.sort();
+    host_keys.dedup();
+    assert_eq!(host_keys.len(), 9, "no host key is shared");
 
     // The pins are what makes the connection work: an empty known_hosts is refused.
     let empty = tempfile::NamedTempFile::new().unwrap();

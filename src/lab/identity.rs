@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 use super::fsutil;
-use super::layout::LabHost;
+use super::hostkeys;
+use super::layout::{HostPaths, LabHost};
 
 /// sshd settings of every lab host; `ListenAddress` keeps each host's sshd on its own
 /// address (the hosts share the machine's network namespace).
@@ -50,7 +51,8 @@ fn valid_machine_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0')
 }
 
-/// Writes the host's identity into `root` (its mounted overlay).
+/// Writes the host's identity into `root` (its mounted overlay). Host keys staged in
+/// advance for this host (`hostkeys`) are used when present.
 pub fn write(
     root: &Path,
     host: &LabHost,
@@ -58,6 +60,7 @@ pub fn write(
     authorized_key: &str,
     sudo_user: &str,
     ssh_keygen: &Path,
+    staged_keys: Option<&HostPaths>,
 ) -> Result<()> {
     let file = |rel: &str| inside(root, rel);
     fsutil::write_atomic(&file("etc/hostname")?, format!("{}\n", host.name).as_bytes(), 0o644)?;
@@ -78,6 +81,9 @@ pub fn write(
                 fsutil::remove_file_if_exists(&p)?;
             }
         }
+    }
+    if let Some(paths) = staged_keys {
+        hostkeys::install_staged(paths, &file("etc/ssh")?)?;
     }
     let out = Command::new(ssh_keygen)
         .arg("-A")

@@ -12,10 +12,10 @@ use super::cgroup::Cgroups;
 use super::host::{self, HostCtl, Observed, StopOutcome};
 use super::image::{self, RECIPE};
 use super::known_hosts::{self, HostKeys};
-use super::layout::{Lab, LabHost, MAX_HOSTS};
+use super::layout::{DEFAULT_HOSTS, Lab, LabHost, MAX_HOSTS};
 use super::preflight::{self, BASH, NSPAWN, SSH_KEYGEN, TAR, ZSTD};
 use super::progress::{Progress, StepTiming};
-use super::{boot, fsutil, identity, key, lock, probe};
+use super::{boot, fsutil, hostkeys, identity, key, lock, probe};
 use crate::state::StateDir;
 
 /// How long a booting host gets until its sshd must answer.
@@ -117,12 +117,46 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         s.detail(lab.key_path().display().to_string());
         Ok(k)
     })?;
-    let image = image::ensure(lab, &RECIPE, progress)?;
-
     let all = LabHost::first(opts.hosts);
     let ctls: Vec<HostCtl> = all.iter().map(|h| HostCtl::new(lab, &cg, h.clone())).collect();
     let observed: Vec<Observed> = ctls.iter().map(HostCtl::observe).collect();
     let to_boot: Vec<usize> = (0..ctls.len()).filter(|&i| !matches!(observed[i], Observed::Running { .. })).collect();
+
+    // New hosts take sshd host keys from the pool; keys for the others are made while the
+    // image step runs: neither needs the other.
+    let mut need_keys = Vec::new();
+    for &i in &to_boot {
+        if hostkeys::needed(&ctls[i].paths) && !hostkeys::take_from_pool(lab, &ctls[i].paths)? {
+            need_keys.push(i);
+        }
+    }
+    let (image, staged) = std::thread::scope(|scope| {
+        let keys = scope.spawn(|| parallel(&need_keys, |i| hostkeys::stage(&ctls[i].paths, ssh_keygen)));
+        let image = image::ensure(lab, &RECIPE, progress);
+        let staged = if need_keys.is_empty() {
+            keys.join().map_err(|_| anyhow::anyhow!("the host key thread panicked"))
+        } else {
+            progress.step("hostkeys", |s| {
+                s.message("ssh-keygen -A for the new hosts");
+                let r = keys.join().map_err(|_| anyhow::anyhow!("the host key thread panicked"));
+                s.detail(format!("{} new host(s), made alongside the image step", need_keys.len()));
+                r
+            })
+        };
+        (image, staged)
+    });
+    let image = image?;
+    // Not fatal: ssh-keygen -A on the mounted disk makes whatever is missing.
+    match staged {
+        Ok(results) => {
+            for (r, &i) in results.iter().zip(&need_keys) {
+                if let Err(e) = r {
+                    warnings.push(format!("{}: host keys made later: {e:#}", ctls[i].host.name));
+                }
+            }
+        }
+        Err(e) => warnings.push(format!("host keys made later: {e:#}")),
+    }
 
     // Disks: stop leftovers, mount the overlay, write the identity.
     let prepared = progress.step("prepare", |s| {
@@ -131,7 +165,7 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
             let ctl = &ctls[i];
             ctl.stop()?;
             let key = ctl.prepare_disk(lab, &image.key)?;
-            identity::write(&ctl.root(), &ctl.host, &all, &public_key, RECIPE.sudo_user, ssh_keygen)?;
+            identity::write(&ctl.root(), &ctl.host, &all, &public_key, RECIPE.sudo_user, ssh_keygen, Some(&ctl.paths))?;
             Ok(key)
         });
         let keys = collect(&to_boot, &ctls, results)?;
@@ -200,6 +234,9 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         Ok(())
     })?;
     fsutil::write_atomic(&lab.expected_hosts_path(), format!("{}\n", opts.hosts).as_bytes(), 0o644)?;
+    if let Err(e) = hostkeys::refill_pool_in_background(lab, DEFAULT_HOSTS as usize, bash, ssh_keygen) {
+        warnings.push(format!("{e:#}"));
+    }
     if let Err(e) = image::prune(lab, &image.key, &host::images_in_use(lab)) {
         warnings.push(format!("could not remove old images: {e:#}"));
     }
@@ -287,6 +324,10 @@ pub fn destroy(lab: &Lab, image: bool, progress: &Progress) -> Result<DownReport
         s.detail(format!("{} host disk(s)", existing.len()));
         Ok(())
     })?;
+    // The next `up` usually makes new hosts: have their host keys ready.
+    if let (Some(bash), Some(keygen)) = (preflight::find("bash"), preflight::find("ssh-keygen")) {
+        let _ = hostkeys::refill_pool_in_background(lab, DEFAULT_HOSTS as usize, &bash, &keygen);
+    }
     if image {
         progress.step("image", |s| {
             fsutil::remove_tree(&lab.images_dir())?;

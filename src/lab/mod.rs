@@ -13,6 +13,7 @@ mod boot;
 mod cgroup;
 mod fsutil;
 mod host;
+mod hostkeys;
 mod identity;
 pub mod image;
 mod key;
