@@ -21,7 +21,7 @@ pub enum LabCommand {
     ///
     /// Idempotent: running hosts are left alone, stopped ones boot with their disks,
     /// leftovers of interrupted runs are cleaned up. Pins the hosts' sshd keys into the
-    /// inventory's state dir (.provision/<cluster>/known_hosts).
+    /// inventory's state dir (.provision/CLUSTER/known_hosts).
     Up {
         /// How many hosts (node1 ..= nodeN).
         #[arg(long, default_value_t = lab::DEFAULT_HOSTS, value_parser = clap::value_parser!(u32).range(1..=lab::MAX_HOSTS as i64))]

@@ -29,7 +29,7 @@ pub struct Lab {
     cache: PathBuf,
 }
 
-/// One lab host: `node<index>` at 127.0.1.<index>.
+/// One lab host: `node<index>` at `127.0.1.<index>`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LabHost {
     pub index: u32,
@@ -53,7 +53,7 @@ impl LabHost {
         (1..=MAX_HOSTS).contains(&index).then(|| LabHost::new(index))
     }
 
-    /// Hosts node1 ..= node<count>.
+    /// Hosts `node1 ..= node<count>`.
     pub fn first(count: u32) -> Vec<LabHost> {
         (1..=count.min(MAX_HOSTS)).map(LabHost::new).collect()
     }

@@ -23,7 +23,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    /// Hosts node1 ..= node<hosts>.
+    /// Hosts `node1 ..= node<hosts>`.
     pub hosts: u32,
     /// The lab inventory: its state dir's known_hosts receives the host keys.
     pub inventory: PathBuf,
