@@ -21,11 +21,8 @@ fn known_hosts() -> PathBuf {
 }
 
 fn provision(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run provision");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_provision")).args(args).current_dir(repo()).output().expect("run provision");
     eprintln!(
         "$ provision {}\n{}{}",
         args.join(" "),
@@ -61,7 +58,16 @@ fn states(v: &Value) -> Vec<(String, String)> {
 /// ssh as `user` with the lab key, checking the host key strictly against `known`.
 fn ssh_with(known: &Path, user: &str, addr: &str, command: &str) -> Output {
     Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known.display()))
         .arg("-i")
@@ -75,11 +81,7 @@ fn ssh_with(known: &Path, user: &str, addr: &str, command: &str) -> Output {
 /// Runs `command` as `user` and returns its stdout; panics with stderr on failure.
 fn ssh(user: &str, addr: &str, command: &str) -> String {
     let out = ssh_with(&known_hosts(), user, addr, command);
-    assert!(
-        out.status.success(),
-        "ssh {user}@{addr} {command:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ssh {user}@{addr} {command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -118,6 +120,16 @@ fn up_boots_three_real_hosts_with_pinned_host_keys() {
     machine_ids.sort();
     machine_ids.dedup();
     assert_eq!(machine_ids.len(), 3, "every host has its own machine-id");
+    // And its own host keys (sets from the key pool are used once).
+    let mut host_keys: Vec<&str> = pinned
+        .lines()
+        .filter(|l| ADDRS.iter().any(|a| l.starts_with(&format!("{a} "))))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(host_keys.len(), 9, "ed25519, ecdsa and rsa for each host");
+    host_keys.sort();
+    host_keys.dedup();
+    assert_eq!(host_keys.len(), 9, "no host key is shared");
 
     // The pins are what makes the connection work: an empty known_hosts is refused.
     let empty = tempfile::NamedTempFile::new().unwrap();
@@ -195,7 +207,8 @@ fn up_recovers_from_killed_boot_loops_orphans_and_stale_mounts() {
     let out = provision(&["--output", "json", "lab", "up"]);
     assert!(out.status.success());
     let report = json(&out);
-    let actions: Vec<&str> = report["hosts"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        report["hosts"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["recovered", "recovered", "already-running"]);
     for addr in ADDRS {
         assert_eq!(ssh("root", addr, "systemctl is-system-running --wait"), "running");

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::output::{self, OutputFormat};
 use super::ExitCode;
-use crate::lab::{self, status::human_duration, HostState, Lab, Progress, UpOptions};
+use super::output::{self, OutputFormat};
+use crate::lab::{self, HostState, Lab, Progress, UpOptions, status::human_duration};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -21,7 +21,7 @@ pub enum LabCommand {
     ///
     /// Idempotent: running hosts are left alone, stopped ones boot with their disks,
     /// leftovers of interrupted runs are cleaned up. Pins the hosts' sshd keys into the
-    /// inventory's state dir (.provision/<cluster>/known_hosts).
+    /// inventory's state dir (.provision/CLUSTER/known_hosts).
     Up {
         /// How many hosts (node1 ..= nodeN).
         #[arg(long, default_value_t = lab::DEFAULT_HOSTS, value_parser = clap::value_parser!(u32).range(1..=lab::MAX_HOSTS as i64))]
@@ -91,6 +91,12 @@ pub fn run(args: LabArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::OK)
         }
         LabCommand::Down | LabCommand::Destroy { .. } => {
+            if lab::testing::held_by_a_test() {
+                eprintln!(
+                    "note: a test holds the lab hosts ({}); it may fail when they go away",
+                    lab.tests_lock_path().display()
+                );
+            }
             let (verb, report) = match args.command {
                 LabCommand::Destroy { image } => ("destroyed", lab::destroy(&lab, image, &progress)?),
                 _ => ("down", lab::down(&lab, &progress)?),

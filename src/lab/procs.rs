@@ -76,6 +76,23 @@ pub fn sig_poweroff() -> i32 {
     libc::SIGRTMIN() + 4
 }
 
+/// Makes `cmd` start in its own session with no descriptor above stderr inherited: for
+/// processes that outlive `provision` (a lock file or a test harness's pipe held open for
+/// days would be a bug). Runs after any pre_exec registered earlier.
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
+            Ok(())
+        });
+    }
+}
+
 /// Polls `done` every 50 ms until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

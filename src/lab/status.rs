@@ -93,7 +93,8 @@ fn one(lab: &Lab, cg: &Cgroups, host: LabHost, expected: u32) -> HostStatus {
     let mem_mib = (!pids.is_empty()).then(|| {
         pids.iter().filter_map(|&p| procs::pss_kib(p).or_else(|| procs::rss_kib(p))).sum::<u64>() as f64 / 1024.0
     });
-    let sshd = state != HostState::Absent && probe::ssh_banner(host.address.into(), Duration::from_millis(500)).is_some();
+    let sshd =
+        state != HostState::Absent && probe::ssh_banner(host.address.into(), Duration::from_millis(500)).is_some();
     HostStatus {
         state,
         pid,
