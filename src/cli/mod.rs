@@ -1,5 +1,6 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
+mod etcd;
 mod exit;
 pub mod output;
 
@@ -24,12 +25,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// etcd operator tools: health, backup, verify, restore.
+    Etcd(etcd::EtcdArgs),
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.command {};
-    #[allow(unreachable_code)]
+    let result = match cli.command {
+        Command::Etcd(args) => etcd::run(args, cli.output),
+    };
     exit::report(result, cli.output)
 }
