@@ -300,3 +300,81 @@ fn backup_falls_back_when_the_preferred_member_does_not_deliver() {
     let status = etcdctl_status(&c, &report.path);
     assert_eq!(status["revision"].as_i64(), Some(report.revision));
 }
+
+/// The restore script run for real against etcd 3.4 (data dirs of the local members):
+/// restored data dirs with a NEW token start under the members' ORIGINAL flags
+/// (`--initial-cluster-state=new`, the old `--initial-cluster-token`), because etcd uses
+/// the membership stored in an existing data dir and ignores those flags.
+#[test]
+fn restored_data_dirs_start_under_the_original_flags() {
+    use provision::etcd::restore_script::{self, MemberRestore};
+    use std::os::unix::fs::MetadataExt;
+
+    let _g = lock();
+    let mut c = LocalEtcd::start("rs", 22779, 22780);
+    fill(&c, 500);
+    let cluster_id = |c: &LocalEtcd| -> u64 {
+        let out = c.etcdctl(&c.endpoint(0), &["endpoint", "status", "-w", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+        v[0]["Status"]["header"]["cluster_id"].as_u64().expect("cluster id")
+    };
+    let old_id = cluster_id(&c);
+    let out_dir = c.dir.path().join("backups");
+    let (out, _) = provision(&["--output", "json", "etcd", "backup", inventory(&c), &format!("--out={}", out_dir.display())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = json(&out);
+    let snapshot = report["path"].as_str().expect("path").to_string();
+    let rev = report["revision"].as_i64().expect("revision");
+    let put = c.etcdctl(&c.endpoint(0), &["put", "written/after/backup", "x"]);
+    assert!(put.status.success());
+
+    for i in 0..3 {
+        c.stop(i);
+    }
+    let stamp = "20261122T120000Z";
+    let mut plans = Vec::new();
+    for (i, m) in c.members.iter().enumerate() {
+        let plan = MemberRestore {
+            snapshot: snapshot.clone(),
+            data_dir: m.data_dir.to_str().expect("utf-8").to_string(),
+            name: m.name.clone(),
+            initial_cluster: c.initial_cluster(),
+            peer_url: format!("https://{}:{}", m.ip, c.peer_port),
+            token: format!("rs-restore-{stamp}"),
+            stamp: stamp.into(),
+            owner: "etcd".into(),
+            unit: None,
+        };
+        let out = Command::new("sh").arg("-c").arg(restore_script::restore(&plan)).output().expect("sh");
+        assert!(out.status.success(), "restore script for member {i}: {}", text(&out));
+        let r = restore_script::parse_report(&String::from_utf8_lossy(&out.stdout));
+        assert!(r.iter().any(|(k, v)| k == "tool" && v.contains("etcdctl")), "{r:?}");
+        assert!(r.iter().any(|(k, v)| k == "previous" && v == &plan.previous_dir()), "{r:?}");
+        let md = std::fs::metadata(&m.data_dir).expect("restored data dir");
+        assert_eq!(md.mode() & 0o777, 0o700);
+        let etcd_uid = Command::new("id").args(["-u", "etcd"]).output().expect("id");
+        assert_eq!(md.uid().to_string(), String::from_utf8_lossy(&etcd_uid.stdout).trim());
+        assert!(Path::new(&plan.previous_dir()).join("member").is_dir(), "previous data dir kept");
+        plans.push(plan);
+    }
+    for i in 0..3 {
+        c.start_again(i);
+    }
+    c.wait_healthy(Duration::from_secs(60));
+    let (out, _) = provision(&["--output", "json", "etcd", "health", inventory(&c)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_ne!(cluster_id(&c), old_id, "the restored cluster is a new cluster (new token)");
+    let got = c.etcdctl(&c.endpoint(2), &["get", "/registry/test/key-00499", "--print-value-only"]);
+    assert!(String::from_utf8_lossy(&got.stdout).starts_with("value-499-"), "{}", text(&got));
+    let gone = c.etcdctl(&c.endpoint(1), &["get", "written/after/backup", "--print-value-only"]);
+    assert!(gone.status.success() && gone.stdout.is_empty(), "a key written after the backup is gone");
+    let out = c.etcdctl(&c.endpoint(0), &["endpoint", "status", "-w", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert!(v[0]["Status"]["header"]["revision"].as_i64().unwrap_or(0) >= rev);
+
+    for p in &plans {
+        let out = Command::new("sh").arg("-c").arg(restore_script::drop_previous(p)).output().expect("sh");
+        assert!(out.status.success());
+        assert!(!Path::new(&p.previous_dir()).exists());
+    }
+}

@@ -202,6 +202,20 @@ impl LocalEtcd {
         }
     }
 
+    /// Kills member `i` and waits for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again with exactly the flags it was first started with
+    /// (including --initial-cluster-state=new and the original token).
+    pub fn start_again(&mut self, i: usize) {
+        self.spawn(i, "new");
+    }
+
     fn signal(&self, i: usize, sig: &str) {
         let pid = self.members[i].pid();
         assert!(pid != 0, "member {i} not running");
