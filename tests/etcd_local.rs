@@ -250,6 +250,16 @@ fn backup_of_10000_keys_is_accepted_by_etcdctl_and_damage_is_refused() {
     let (out, _) = provision(&["etcd", "verify", flipped.to_str().expect("utf-8")]);
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out).contains("is corrupt: the sha256"), "{}", text(&out));
+    // restore refuses both before touching anything, and refuses to run unconfirmed.
+    let (out, _) = provision(&["etcd", "restore", inventory(&c), truncated.to_str().expect("utf-8"), "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is truncated") && text(&out).contains("nothing was changed"), "{}", text(&out));
+    let (out, _) = provision(&["etcd", "restore", inventory(&c), flipped.to_str().expect("utf-8"), "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("sha256"), "{}", text(&out));
+    let (out, _) = provision(&["etcd", "restore", inventory(&c), path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no terminal to ask on; pass --yes"), "{}", text(&out));
     // The oracle agrees the truncated file is unusable.
     let out = c.etcdctl(&c.endpoint(0), &["snapshot", "status", truncated.to_str().expect("utf-8")]);
     assert!(!out.status.success());

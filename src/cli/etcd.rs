@@ -37,6 +37,12 @@ pub enum EtcdCommand {
     Backup(BackupArgs),
     /// Check a snapshot file: length, sha256 trailer and bbolt structure; print what it holds.
     Verify(VerifyArgs),
+    /// Replace every member's data with a snapshot (disaster recovery), over SSH.
+    ///
+    /// Verifies the snapshot first; asks for confirmation (--yes for scripts); stops
+    /// kube-apiserver and etcd, restores each member with a new cluster token, starts etcd
+    /// on all members together, waits for quorum, starts kube-apiserver again.
+    Restore(RestoreArgs),
 }
 
 /// The client identity; by default the PKI in the state directory beside the inventory.
@@ -93,11 +99,34 @@ pub struct VerifyArgs {
     pub full: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// The snapshot file (as written by `provision etcd backup` or `etcdctl snapshot save`).
+    pub snapshot: PathBuf,
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
+    #[arg(long)]
+    pub yes: bool,
+    /// Keep each member's previous data dir (<data_dir>.before-restore-<time>) after success.
+    #[arg(long)]
+    pub keep_previous: bool,
+    /// How long the restored cluster may take to reach quorum.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub quorum_timeout: Duration,
+    /// Per-member deadline for health checks.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
 pub fn run(args: EtcdArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     match args.command {
         EtcdCommand::Health(a) => runtime()?.block_on(health_cmd(a, format)),
         EtcdCommand::Backup(a) => runtime()?.block_on(backup_cmd(a, format)),
         EtcdCommand::Verify(a) => verify_cmd(a, format),
+        EtcdCommand::Restore(a) => restore_cmd(a, format),
     }
 }
 
@@ -312,6 +341,76 @@ fn verify_cmd(a: VerifyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             println!("  sha256       {} (matches the trailer)", info.sha256);
             if let Some(h) = info.kv_hash {
                 println!("  hash         {h:x} (as etcdctl snapshot status prints it: {h})");
+            }
+        }
+    }
+    Ok(ExitCode::OK)
+}
+
+fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let inventory = load_inventory(&a.inventory)?;
+    let members = etcd_members(&inventory, &a.inventory)?;
+    // The snapshot is checked before anything else happens: a damaged file stops here.
+    let info = snapshot_file::verify(&a.snapshot, Depth::Structure)
+        .map_err(|e| Failure::new(ExitCode::INVALID, format!("{e}; nothing was changed")))?;
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    let cluster = &inventory.cluster.name;
+    if !a.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::new(
+                ExitCode::INVALID,
+                "refusing to restore without confirmation: there is no terminal to ask on; pass --yes to confirm",
+            )
+            .into());
+        }
+        eprintln!(
+            "This REPLACES the data of etcd cluster {cluster} ({}) with {} (revision {}).\n\
+             kube-apiserver and etcd will be stopped on every host; writes made after the snapshot are lost.",
+            names.join(", "),
+            info.path.display(),
+            info.revision
+        );
+        eprint!("Type the cluster name ({cluster}) to continue: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).context("reading the confirmation")?;
+        if answer.trim() != cluster {
+            return Err(Failure::new(ExitCode::ERROR, "not confirmed; nothing was changed").into());
+        }
+    }
+    let creds = credentials(&a.tls, &inventory, &a.inventory)?;
+    let opts = crate::etcd::restore::RestoreOptions {
+        quorum_timeout: a.quorum_timeout,
+        health: HealthOptions { timeout: a.timeout, ..Default::default() },
+        keep_previous: a.keep_previous,
+    };
+    let say = |line: &str| eprintln!("restore: {line}");
+    let report = runtime()?.block_on(crate::etcd::restore::restore(
+        &inventory,
+        &a.inventory,
+        &members,
+        &info,
+        &creds,
+        &opts,
+        &say,
+    ))?;
+    match format {
+        OutputFormat::Json => print_json(&report)?,
+        OutputFormat::Text => {
+            println!(
+                "restored cluster {cluster} from {} in {:.1}s: snapshot revision {}, cluster now at revision {} ({:?})",
+                report.snapshot.display(),
+                report.seconds,
+                report.snapshot_revision,
+                report.restored_revision,
+                report.verdict
+            );
+            for m in &report.members {
+                let kept = m.previous_dir.as_deref().map(|d| format!(", previous data kept in {d}")).unwrap_or_default();
+                println!("  {}: restored with {}{kept}", m.name, m.tool);
+            }
+            for w in &report.warnings {
+                println!("warning: {w}");
             }
         }
     }

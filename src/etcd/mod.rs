@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod explain;
 pub mod health;
 pub mod members;
+pub mod restore;
 pub mod restore_script;
 pub mod retention;
 
