@@ -3,10 +3,12 @@
 //! The module tree follows one `provision apply`:
 //! inventory -> pki -> render (desired state) -> ssh (facts) -> plan -> apply phases -> verify.
 
+pub mod cis;
 pub mod cli;
 pub mod desired;
 pub mod etcd;
 pub mod inventory;
 pub mod pki;
+pub mod render;
 pub mod ssh;
 pub mod state;
