@@ -8,6 +8,7 @@ pub mod cli;
 pub mod desired;
 pub mod etcd;
 pub mod inventory;
+pub mod lab;
 pub mod pki;
 pub mod render;
 pub mod ssh;

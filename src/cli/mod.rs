@@ -2,6 +2,7 @@
 
 mod etcd;
 mod exit;
+pub mod lab;
 pub mod output;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// etcd operator tools: health, backup, verify, restore.
     Etcd(etcd::EtcdArgs),
+    /// Local lab hosts: Debian machines with systemd and sshd as systemd-nspawn
+    /// containers on 127.0.1.N (root only).
+    Lab(lab::LabArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -35,6 +39,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Etcd(args) => etcd::run(args, cli.output),
+        Command::Lab(args) => lab::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }
