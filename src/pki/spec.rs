@@ -134,11 +134,18 @@ pub fn leaf_specs(inv: &Inventory) -> anyhow::Result<Vec<LeafSpec>> {
             server_auth: true,
             client_auth: true,
         });
+        // etcd checks a peer's client certificate against the connection's source
+        // address. Hosts on loopback addresses (the lab's 127.0.1.x, sharing one network
+        // namespace) all connect from 127.0.0.1, so their peer certificates must name it.
+        let mut peer_sans = name_and_address(host)?;
+        if host.address.is_loopback() {
+            peer_sans.insert(San::Ip(IpAddr::from([127, 0, 0, 1])));
+        }
         specs.push(LeafSpec {
             id: CertId::EtcdPeer(host.name.clone()),
             issuer: CertId::EtcdCa,
             subject: cn(&host.name),
-            sans: name_and_address(host)?,
+            sans: peer_sans,
             server_auth: true,
             client_auth: true,
         });
