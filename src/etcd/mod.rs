@@ -12,6 +12,7 @@
 
 pub mod snapshot_file;
 pub mod backup;
+pub mod backup_timer;
 pub mod connect;
 pub mod credentials;
 pub mod explain;
