@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod apply;
+mod etcd;
 mod exit;
 pub mod lab;
 pub mod output;
@@ -32,6 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// etcd operator tools: health, backup, verify, restore.
+    Etcd(etcd::EtcdArgs),
     /// Local lab hosts: Debian machines with systemd and sshd as systemd-nspawn
     /// containers on 127.0.1.N (root only).
     Lab(lab::LabArgs),
@@ -50,6 +53,7 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Etcd(args) => etcd::run(args, cli.output),
         Command::Lab(args) => lab::run(args, cli.output),
         Command::Plan(args) => plan::run(&args, cli.output),
         Command::Apply(args) => apply::run(&args, cli.output),

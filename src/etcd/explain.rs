@@ -14,6 +14,8 @@ use serde::Serialize;
 pub enum ProblemKind {
     Timeout,
     Refused,
+    /// The connection was reset (etcd restarting or crashing, or dropping us).
+    Reset,
     Unreachable,
     TlsServerName,
     TlsUnknownCa,
@@ -82,6 +84,8 @@ fn explain_text(debug: &str, message: &str, endpoint: &str) -> Problem {
     let has = |s: &str| debug.contains(s);
     let (kind, message) = if has("ConnectionRefused") || has("Connection refused") {
         (Refused, format!("connection refused at {endpoint}: etcd is not running there, or listens on another port"))
+    } else if has("ConnectionReset") || has("Connection reset by peer") {
+        (Reset, format!("the connection to {endpoint} was reset: etcd is restarting or crashing there (see its log)"))
     } else if has("HostUnreachable") || has("NetworkUnreachable") || has("No route to host") {
         (Unreachable, format!("cannot reach {endpoint}: no route to the host"))
     } else if has("NotValidForName") || has("certificate not valid for name") {

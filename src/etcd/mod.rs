@@ -12,11 +12,14 @@
 
 pub mod snapshot_file;
 pub mod backup;
+pub mod backup_timer;
 pub mod connect;
 pub mod credentials;
 pub mod explain;
 pub mod health;
 pub mod members;
+pub mod restore;
+pub mod restore_script;
 pub mod retention;
 
 pub use members::{Member, members};

@@ -1,10 +1,10 @@
 //! A real 3-member etcd cluster on 127.0.3.1-3 with mTLS, for tests and the benchmark.
 //!
 //! Each member runs /usr/bin/etcd (Debian's 3.4.23) with its own data dir in a temp dir.
-//! Certificates come from rcgen here (an etcd CA, one server+peer certificate per member,
-//! one client certificate), shaped like the ones the PKI module issues: server certificates
-//! carry ServerAuth AND ClientAuth because etcd 3.4 dials itself with them.
-//! Dropping the fixture kills every member (SIGCONT first, in case a test stopped one).
+//! Certificates come from the project's PKI (`pki::ensure` on the fixture's inventory, in
+//! the state directory beside it), so the `provision etcd` commands find them exactly as
+//! they would on an operator's machine. Dropping the fixture kills every member (SIGCONT
+//! first, in case a test stopped one).
 
 #![allow(dead_code)]
 
@@ -14,10 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use provision::inventory::Inventory;
+use provision::state::StateDir;
 
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
 pub const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
@@ -45,24 +43,13 @@ pub struct LocalEtcd {
     pub client_cert_file: PathBuf,
     pub client_key_file: PathBuf,
     pub cluster_name: String,
+    /// The state directory's pki/ (written by `pki::ensure`).
+    pub pki_dir: PathBuf,
+    pub inventory_path: PathBuf,
 }
 
 fn write(path: &Path, content: &str) {
     fs::write(path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-}
-
-fn leaf(issuer: &Issuer<'_, KeyPair>, cn: &str, sans: Vec<String>, server: bool) -> (String, String) {
-    let key = KeyPair::generate().expect("generate key");
-    let mut params = CertificateParams::new(sans).expect("leaf params");
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = if server {
-        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
-    } else {
-        vec![ExtendedKeyUsagePurpose::ClientAuth]
-    };
-    let cert = params.signed_by(&key, issuer).expect("sign leaf");
-    (cert.pem(), key.serialize_pem())
 }
 
 impl LocalEtcd {
@@ -71,42 +58,14 @@ impl LocalEtcd {
     pub fn start(cluster_name: &str, client_port: u16, peer_port: u16) -> LocalEtcd {
         assert!(Path::new(ETCD_BIN).exists(), "{ETCD_BIN} missing: apt-get install etcd-server");
         let dir = tempfile::Builder::new().prefix("provision-etcd-").tempdir().expect("tempdir");
-        let pki = dir.path().join("pki");
-        fs::create_dir_all(&pki).expect("pki dir");
-
-        let ca_key = KeyPair::generate().expect("ca key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.distinguished_name.push(DnType::CommonName, "test-etcd-ca");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
-        let issuer = Issuer::new(ca_params, ca_key);
-        let ca_file = pki.join("ca.crt");
-        write(&ca_file, &ca_cert.pem());
-
-        let (cert, key) = leaf(&issuer, "test-etcd-client", vec![], false);
-        let client_cert_file = pki.join("client.crt");
-        let client_key_file = pki.join("client.key");
-        write(&client_cert_file, &cert);
-        write(&client_key_file, &key);
-
         let mut members = Vec::new();
         for i in 1..=3u8 {
             let name = format!("m{i}");
-            let ip = Ipv4Addr::new(127, 0, 3, i);
-            let (cert, key) =
-                leaf(&issuer, &name, vec![ip.to_string(), "localhost".into()], true);
-            write(&pki.join(format!("{name}.crt")), &cert);
-            write(&pki.join(format!("{name}.key")), &key);
             members.push(Member {
                 data_dir: dir.path().join(&name),
                 log: dir.path().join(format!("{name}.log")),
                 name,
-                ip,
+                ip: Ipv4Addr::new(127, 0, 3, i),
                 child: None,
             });
         }
@@ -117,16 +76,24 @@ impl LocalEtcd {
                 "{addr} is already in use (a leftover etcd from a crashed run?)"
             );
         }
+        let inventory_path = dir.path().join("inventory.toml");
+        let state = StateDir::beside(&inventory_path, cluster_name);
+        let pki_dir = state.pki_dir();
         let mut cluster = LocalEtcd {
+            ca_file: pki_dir.join("etcd-ca.crt"),
+            client_cert_file: pki_dir.join("apiserver-etcd-client.crt"),
+            client_key_file: pki_dir.join("apiserver-etcd-client.key"),
+            pki_dir,
+            inventory_path,
             dir,
             client_port,
             peer_port,
             members,
-            ca_file,
-            client_cert_file,
-            client_key_file,
             cluster_name: cluster_name.to_string(),
         };
+        write(&cluster.inventory_path, &cluster.inventory_toml());
+        let inventory: Inventory = toml::from_str(&cluster.inventory_toml()).expect("fixture inventory parses");
+        provision::pki::ensure(&inventory, &state).expect("pki::ensure for the fixture inventory");
         for i in 0..3 {
             cluster.spawn(i, "new");
         }
@@ -143,10 +110,16 @@ impl LocalEtcd {
     }
 
     fn spawn(&mut self, i: usize, state: &str) {
-        let pki = self.dir.path().join("pki");
         let m = &self.members[i];
-        let cert = pki.join(format!("{}.crt", m.name));
-        let key = pki.join(format!("{}.key", m.name));
+        let cert = self.pki_dir.join(format!("etcd-server-{}.crt", m.name));
+        let key = self.pki_dir.join(format!("etcd-server-{}.key", m.name));
+        // The peer certificate is the member's SERVER certificate here: etcd 3.4 checks a
+        // peer's client certificate SANs against the connection's source address, and on
+        // loopback every peer connection comes from 127.0.0.1, which the PKI's peer
+        // certificates (host name + host address) rightly do not name; the server
+        // certificate does (and carries ClientAuth too).
+        let peer_cert = cert.clone();
+        let peer_key = key.clone();
         let client = format!("https://{}:{}", m.ip, self.client_port);
         let peer = format!("https://{}:{}", m.ip, self.peer_port);
         let log = fs::OpenOptions::new().create(true).append(true).open(&m.log).expect("log");
@@ -164,8 +137,8 @@ impl LocalEtcd {
             .arg(format!("--key-file={}", key.display()))
             .arg("--client-cert-auth=true")
             .arg(format!("--trusted-ca-file={}", self.ca_file.display()))
-            .arg(format!("--peer-cert-file={}", cert.display()))
-            .arg(format!("--peer-key-file={}", key.display()))
+            .arg(format!("--peer-cert-file={}", peer_cert.display()))
+            .arg(format!("--peer-key-file={}", peer_key.display()))
             .arg("--peer-client-cert-auth=true")
             .arg(format!("--peer-trusted-ca-file={}", self.ca_file.display()))
             .arg("--heartbeat-interval=100")
@@ -229,6 +202,20 @@ impl LocalEtcd {
         }
     }
 
+    /// Kills member `i` and waits for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again with exactly the flags it was first started with
+    /// (including --initial-cluster-state=new and the original token).
+    pub fn start_again(&mut self, i: usize) {
+        self.spawn(i, "new");
+    }
+
     fn signal(&self, i: usize, sig: &str) {
         let pid = self.members[i].pid();
         assert!(pid != 0, "member {i} not running");
@@ -273,10 +260,9 @@ peer_port = {pp}
         s
     }
 
-    pub fn write_inventory(&self) -> PathBuf {
-        let path = self.dir.path().join("inventory.toml");
-        write(&path, &self.inventory_toml());
-        path
+    /// Where the inventory (and, beside it, the state directory with the PKI) lives.
+    pub fn inventory(&self) -> &Path {
+        &self.inventory_path
     }
 
     /// The TLS flags the `provision etcd` commands take for this cluster's client cert.
