@@ -15,3 +15,4 @@ pub mod plan;
 pub mod render;
 pub mod ssh;
 pub mod state;
+pub mod verify;

@@ -9,6 +9,7 @@ pub mod output;
 pub mod plan;
 pub mod reset;
 pub mod validate;
+pub mod verify;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,9 @@ pub enum Command {
     /// Write every host's files (units, configs, certificates) into a directory, with a
     /// manifest, without touching any host.
     Render(render::RenderArgs),
+    /// Prove the cluster is what we claim: TLS, RBAC, encryption at rest, etcd snapshots,
+    /// CIS checks on the running hosts (exit 0 all passed, 1 a check failed, 2 could not run).
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -61,6 +65,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(&args, cli.output),
         Command::Certs(args) => certs::run(args, cli.output),
         Command::Render(args) => render::run(args, cli.output),
+        Command::Verify(args) => verify::run(&args, cli.output),
     };
     exit::report(result, cli.output)
 }

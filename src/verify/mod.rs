@@ -1,0 +1,251 @@
+//! `provision verify`: prove the cluster is what we claim, check by named check.
+//!
+//! ```ignore
+//! let loaded = inventory::load(Path::new("inventories/lab.toml"))?;
+//! let report = verify::run(&loaded, &verify::Options::default()).await?; // Err: could not run at all
+//! if !report.ok { for c in report.failures() { eprintln!("{} {:?}: {}", c.check, c.hosts, c.evidence) } }
+//! ```
+//!
+//! The checks (each pass, fail, or skip with the reason; see report.rs):
+//! - `etcd.health`: every member serves a linearizable read, no alarm, membership as in the inventory
+//! - `units.active`: every unit provision installs is active on its host
+//! - `tls.certificate` / `tls.min-version` / `tls.plaintext` / `tls.client-cert` (tls/)
+//! - `encryption.stored-secrets` / `encryption.new-secret` (encryption/)
+//! - `snapshot.take` / `snapshot.restore` (snapshot.rs)
+//! - `rbac.anonymous` / `rbac.authorization-mode` / `rbac.unbound-identity` / `rbac.admin` (rbac.rs)
+//! - `files.private`: keys, kubeconfigs and the encryption config are owner-only
+//! - `cis.<id>`: the CIS Kubernetes Benchmark checks on the running processes and files
+//!
+//! Nothing on the hosts or in the state directory is changed, except what a check needs
+//! for a moment and removes: a scratch restore directory, one Secret named
+//! provision-verify-<random> (when a kube-apiserver runs).
+
+pub mod cis_hosts;
+pub mod encryption;
+pub mod host_checks;
+pub mod host_facts;
+pub mod kube_api;
+pub mod material;
+pub mod rbac;
+pub mod report;
+pub mod snapshot;
+pub mod snapshot_script;
+pub mod tls;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use crate::etcd::health::{self, ClusterHealth, HealthOptions, Verdict};
+use crate::etcd::members::{Member, members};
+use crate::inventory::Loaded;
+use crate::ssh::{Session, Target};
+use cis_hosts::Gathered;
+use material::Material;
+pub use report::{CheckResult, HostOutcome, Report, Status};
+
+/// Groups of checks, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Group {
+    Etcd,
+    Units,
+    Tls,
+    Encryption,
+    Snapshot,
+    Rbac,
+    Files,
+    Cis,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Limit for each network step (a TLS handshake, an etcd call, an API request).
+    pub timeout: Duration,
+    /// Only these groups (None: all).
+    pub only: Option<BTreeSet<Group>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { timeout: Duration::from_secs(5), only: None }
+    }
+}
+
+impl Options {
+    fn wants(&self, g: Group) -> bool {
+        self.only.as_ref().is_none_or(|set| set.contains(&g))
+    }
+}
+
+/// Runs every check (or those of `opts.only`). Err only when verify cannot run at all
+/// (no PKI in the state directory); everything else is a failed check in the report.
+pub async fn run(loaded: &Loaded, opts: &Options) -> anyhow::Result<Report> {
+    run_with_sessions(loaded, opts, None).await
+}
+
+/// Like [`run`], reusing already open SSH sessions (apply's) by host name; hosts
+/// without one are connected to (and disconnected afterwards).
+pub async fn run_with_sessions(
+    loaded: &Loaded,
+    opts: &Options,
+    sessions: Option<&BTreeMap<String, Session>>,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let inv = &loaded.inventory;
+    let material = Material::load(loaded)?;
+    let limit = opts.timeout;
+
+    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Rbac, Group::Snapshot, Group::Encryption]
+        .iter()
+        .any(|g| opts.wants(*g));
+    let (sessions, opened, unreachable) = if needs_ssh {
+        connect_all(loaded, sessions).await
+    } else {
+        (BTreeMap::new(), Vec::new(), BTreeMap::new())
+    };
+    let etcd_members = members(inv);
+
+    let tls_checks = async {
+        if opts.wants(Group::Tls) { tls::run(inv, &material, limit).await } else { Vec::new() }
+    };
+    let etcd_side = async {
+        let health = health::check(&etcd_members, &material.etcd_client, HealthOptions { timeout: limit, slow_after: Duration::from_secs(1) }).await;
+        let healthy = pick_member(&etcd_members, &health);
+        let snapshot = async {
+            if opts.wants(Group::Snapshot) {
+                snapshot::run(&inv.cluster.name, &etcd_members, &health, &material, &sessions, limit).await
+            } else {
+                Vec::new()
+            }
+        };
+        let encryption = async {
+            if !opts.wants(Group::Encryption) {
+                return Vec::new();
+            }
+            let ring = encryption::load_keyring(inv, &material, &sessions).await;
+            let (stored, new) = tokio::join!(
+                encryption::stored_secrets(&ring, healthy.as_ref(), &material, limit),
+                encryption::new_secret(inv, &ring, healthy.as_ref(), &material, limit),
+            );
+            vec![stored, new]
+        };
+        let (snapshot, encryption) = tokio::join!(snapshot, encryption);
+        (health, encryption, snapshot)
+    };
+    let host_side = async {
+        let gathered: Gathered = join_all(inv.hosts.iter().map(|h| async {
+            let facts = match sessions.get(&h.name) {
+                Some(s) => host_facts::gather(s, inv).await.map_err(|e| format!("{e:#}")),
+                None => Err(unreachable.get(&h.name).cloned().unwrap_or_else(|| "not connected".into())),
+            };
+            (h.name.clone(), facts)
+        }))
+        .await;
+        let rbac = async {
+            if opts.wants(Group::Rbac) { rbac::run(inv, &material, &gathered, limit).await } else { Vec::new() }
+        }
+        .await;
+        (gathered, rbac)
+    };
+    let (tls_results, (health, encryption_results, snapshot_results), (gathered, rbac_results)) =
+        tokio::join!(tls_checks, etcd_side, host_side);
+
+    let mut checks = Vec::new();
+    if opts.wants(Group::Etcd) {
+        checks.push(health_result(&health));
+    }
+    if opts.wants(Group::Units) {
+        checks.push(host_checks::units_active(inv, &gathered));
+    }
+    checks.extend(tls_results);
+    checks.extend(encryption_results);
+    checks.extend(snapshot_results);
+    checks.extend(rbac_results);
+    if opts.wants(Group::Files) {
+        checks.push(host_checks::files_private(&gathered));
+    }
+    if opts.wants(Group::Cis) {
+        checks.extend(cis_hosts::run(inv, &gathered));
+    }
+    for s in &opened {
+        s.close().await;
+    }
+    Ok(Report::new(&inv.cluster.name, &loaded.path.display().to_string(), checks, started.elapsed().as_secs_f64()))
+}
+
+type Connected = (BTreeMap<String, Session>, Vec<Session>, BTreeMap<String, String>);
+
+/// Sessions for every host: the given ones, the rest connected now (in parallel).
+async fn connect_all(loaded: &Loaded, given: Option<&BTreeMap<String, Session>>) -> Connected {
+    let inv = &loaded.inventory;
+    let state = loaded.state_dir();
+    let dir = inventory_dir(&loaded.path);
+    let attempts = join_all(inv.hosts.iter().map(|h| {
+        let existing = given.and_then(|g| g.get(&h.name)).cloned();
+        let (state, dir) = (&state, &dir);
+        async move {
+            if let Some(s) = existing {
+                return (h.name.clone(), Ok((s, false)));
+            }
+            let target = match Target::for_host(inv, h, state, dir) {
+                Ok(t) => t,
+                Err(e) => return (h.name.clone(), Err(format!("ssh: {e}"))),
+            };
+            (h.name.clone(), Session::connect(&target).await.map(|s| (s, true)).map_err(|e| format!("ssh: {e}")))
+        }
+    }))
+    .await;
+    let mut sessions = BTreeMap::new();
+    let mut opened = Vec::new();
+    let mut unreachable = BTreeMap::new();
+    for (name, attempt) in attempts {
+        match attempt {
+            Ok((s, ours)) => {
+                if ours {
+                    opened.push(s.clone());
+                }
+                sessions.insert(name, s);
+            }
+            Err(e) => {
+                unreachable.insert(name, e);
+            }
+        }
+    }
+    (sessions, opened, unreachable)
+}
+
+fn inventory_dir(path: &Path) -> std::path::PathBuf {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// A member that served a linearizable read, else one that answered at all.
+fn pick_member(members: &[Member], health: &ClusterHealth) -> Option<Member> {
+    let find = |pred: &dyn Fn(&health::MemberHealth) -> bool| {
+        health.members.iter().find(|m| pred(m)).and_then(|mh| members.iter().find(|m| m.name == mh.name)).cloned()
+    };
+    find(&|m| m.healthy).or_else(|| find(&|m| m.status.is_some()))
+}
+
+pub const ETCD_HEALTH: &str = "etcd.health";
+
+fn health_result(h: &ClusterHealth) -> CheckResult {
+    let title = "every etcd member serves linearizable reads, without alarms, as the inventory lists them";
+    let bad: Vec<&health::MemberHealth> = h.members.iter().filter(|m| !m.healthy || m.slow).collect();
+    let mut evidence = h.summary();
+    for m in &bad {
+        let why = if m.problems.is_empty() { m.health.to_string() } else { m.problems.join("; ") };
+        evidence.push_str(&format!("; {}: {why}", m.name));
+    }
+    for note in &h.notes {
+        evidence.push_str(&format!("; {note}"));
+    }
+    let (status, hosts) = if h.verdict == Verdict::Healthy {
+        (Status::Pass, h.members.iter().map(|m| m.name.clone()).collect())
+    } else {
+        (Status::Fail, bad.iter().map(|m| m.name.clone()).collect())
+    };
+    CheckResult::cluster(ETCD_HEALTH, title, status, evidence).with_hosts(hosts)
+}
