@@ -3,9 +3,15 @@
 //! The module tree follows one `provision apply`:
 //! inventory -> pki -> render (desired state) -> ssh (facts) -> plan -> apply phases -> verify.
 
+pub mod apply;
+pub mod cis;
 pub mod cli;
 pub mod desired;
+pub mod etcd;
 pub mod inventory;
+pub mod lab;
 pub mod pki;
+pub mod plan;
+pub mod render;
 pub mod ssh;
 pub mod state;

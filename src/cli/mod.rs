@@ -1,9 +1,14 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
 pub mod certs;
+pub mod apply;
 mod exit;
+pub mod lab;
 pub mod output;
+pub mod plan;
+pub mod reset;
 pub mod validate;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -27,17 +32,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Local lab hosts: Debian machines with systemd and sshd as systemd-nspawn
+    /// containers on 127.0.1.N (root only).
+    Lab(lab::LabArgs),
+    Plan(plan::PlanArgs),
+    Apply(apply::ApplyArgs),
+    Reset(reset::ResetArgs),
     Validate(validate::ValidateArgs),
     /// The cluster's certificates: `certs list` shows expiry and what apply would renew.
     Certs(certs::CertsArgs),
+    /// Write every host's files (units, configs, certificates) into a directory, with a
+    /// manifest, without touching any host.
+    Render(render::RenderArgs),
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Lab(args) => lab::run(args, cli.output),
+        Command::Plan(args) => plan::run(&args, cli.output),
+        Command::Apply(args) => apply::run(&args, cli.output),
+        Command::Reset(args) => reset::run(&args, cli.output),
         Command::Validate(args) => validate::run(&args, cli.output),
         Command::Certs(args) => certs::run(args, cli.output),
+        Command::Render(args) => render::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }

@@ -134,11 +134,18 @@ pub fn leaf_specs(inv: &Inventory) -> anyhow::Result<Vec<LeafSpec>> {
             server_auth: true,
             client_auth: true,
         });
+        // A connection between two loopback addresses (lab hosts on 127.0.1.x share one
+        // network namespace) leaves from 127.0.0.1, and etcd checks a peer's source address
+        // against its certificate: such peers need 127.0.0.1 too.
+        let mut peer_sans = name_and_address(host)?;
+        if host.address.is_loopback() {
+            peer_sans.insert(San::Ip(IpAddr::from([127, 0, 0, 1])));
+        }
         specs.push(LeafSpec {
             id: CertId::EtcdPeer(host.name.clone()),
             issuer: CertId::EtcdCa,
             subject: cn(&host.name),
-            sans: name_and_address(host)?,
+            sans: peer_sans,
             server_auth: true,
             client_auth: true,
         });

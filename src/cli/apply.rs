@@ -1,0 +1,142 @@
+//! `provision apply INVENTORY`: compute the plan once, print it, execute exactly it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::output::OutputFormat;
+use super::plan::{print_plan, runtime};
+use super::{ExitCode, Failure};
+use crate::apply::cancel::EXIT_INTERRUPTED;
+use crate::apply::events::{Event, Reporter};
+use crate::apply::{self, ApplyContext, Cancel};
+use crate::plan::pipeline::{self, PipelineOptions, Prepared};
+use crate::plan::{Plan, render_text};
+
+const LONG_ABOUT: &str = "\
+Bring every host to the desired state: exactly the plan `provision plan` prints.
+
+The plan is computed once (one round trip per host gathers its state), printed, then \
+executed phase by phase: preflight, base (users, directories, shared files), etcd (all \
+members' files, then all members started together, then a wait for quorum), kube-apiserver, \
+controller-manager + scheduler, kubelet. Hosts run in parallel inside a phase (at most \
+ssh.parallelism at once). Files are written atomically (temp file + rename); a unit restarts \
+only when a file it watches changed; daemon-reload runs only when a unit file changed. A \
+second apply finds nothing to do and says so.
+
+A host that fails (unreachable, a command failing) stops there while the others finish the \
+phase; the run then stops before the next phase and names the failed hosts. Ctrl-C lets the \
+steps in flight finish and stops (exit 130); run apply again to continue.
+
+Progress: a bar per host on a terminal; plain lines otherwise; with --output json one JSON \
+event per line: plan, phase-start, action-done, wait-start, wait-done, host-error, phase-end, \
+summary.
+
+Exit status: 0 when every host is in its desired state, 1 on any failure, 130 when interrupted.";
+
+/// Make the changes `plan` shows, phase by phase, hosts in parallel.
+#[derive(Debug, clap::Args)]
+#[command(long_about = LONG_ABOUT)]
+pub struct ApplyArgs {
+    /// The inventory file (TOML), e.g. inventories/lab.toml.
+    pub inventory: PathBuf,
+    /// Directory of template overrides (files named like the embedded templates).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// How long a phase waits for its units to be active / etcd to have quorum.
+    #[arg(long, default_value_t = 180)]
+    pub wait_timeout_secs: u64,
+}
+
+pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let opts = PipelineOptions { templates: args.templates.clone() };
+    runtime()?.block_on(async {
+        let cancel = Cancel::on_ctrl_c();
+        let prepared = pipeline::prepare(&args.inventory, &opts).await?;
+        let plan = prepared.plan_apply();
+        let result = execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
+        prepared.close().await;
+        result
+    })
+}
+
+/// Shared by apply and reset: print the plan, run it, report, choose the exit code.
+pub async fn execute_plan(
+    prepared: &Prepared,
+    plan: &Plan,
+    cancel: &Cancel,
+    wait_timeout: Duration,
+    format: OutputFormat,
+    plan_already_shown: bool,
+) -> anyhow::Result<ExitCode> {
+    let json = format == OutputFormat::Json;
+    if json {
+        println!("{}", serde_json::json!({ "event": "plan", "plan": plan }));
+    } else if !plan_already_shown && (!plan.is_empty() || !plan.failed_hosts().is_empty()) {
+        print_plan(prepared, plan, format)?;
+    }
+    if cancel.is_cancelled() {
+        return Err(Failure::new(ExitCode(EXIT_INTERRUPTED), "interrupted before any change").into());
+    }
+    if plan.is_empty() && plan.failed_hosts().is_empty() {
+        let message = render_text::summary(plan);
+        if json {
+            let e = Event::Summary { ok: true, changes_made: 0, failed_hosts: vec![], interrupted: false, ms: 0, message };
+            println!("{}", serde_json::to_string(&e)?);
+        } else {
+            println!("{message}");
+        }
+        return Ok(ExitCode::OK);
+    }
+
+    let totals: Vec<(String, usize)> =
+        plan.hosts.iter().map(|h| (h.host.clone(), plan.host_actions(&h.host).count())).collect();
+    let reporter = Reporter::new(json, &totals);
+    let inventory = prepared.inventory();
+    let ctx = ApplyContext {
+        sessions: &prepared.gathered.sessions,
+        inventory,
+        state: &prepared.state,
+        pki: &prepared.pki,
+        reporter: &reporter,
+        cancel,
+        parallelism: inventory.ssh.parallelism.unwrap_or(inventory.hosts.len()).max(1),
+        wait_timeout,
+    };
+    let started = Instant::now();
+    let outcome = apply::execute(plan, &ctx).await;
+    let failed: Vec<String> = outcome.failed_hosts.iter().map(|(h, _)| h.clone()).collect();
+    let message = if outcome.interrupted {
+        format!("interrupted after {} changes: run it again to finish", outcome.changes_made)
+    } else if !failed.is_empty() {
+        format!("{} changes made; FAILED on {}; stopped before the next phase", outcome.changes_made, failed.join(", "))
+    } else if !outcome.wait_failures.is_empty() {
+        format!("{} changes made; a phase did not become healthy:\n{}", outcome.changes_made, outcome.wait_failures.join("\n"))
+    } else {
+        format!("{} changes made in {:.1}s", outcome.changes_made, started.elapsed().as_secs_f64())
+    };
+    reporter.emit(Event::Summary {
+        ok: outcome.ok(),
+        changes_made: outcome.changes_made,
+        failed_hosts: failed.clone(),
+        interrupted: outcome.interrupted,
+        ms: started.elapsed().as_millis() as u64,
+        message: message.clone(),
+    });
+    if outcome.interrupted {
+        if !json {
+            eprintln!("{message}");
+        }
+        return Err(Failure { code: ExitCode(EXIT_INTERRUPTED), message, printed: true }.into());
+    }
+    if !outcome.ok() {
+        if !json {
+            // Each host's error was shown as it happened (host-error events).
+            eprintln!("{message}");
+        }
+        return Err(Failure { code: ExitCode::ERROR, message, printed: true }.into());
+    }
+    if !json {
+        println!("{message}");
+    }
+    Ok(ExitCode::OK)
+}

@@ -1,0 +1,452 @@
+//! Health of every member, probed in parallel, each under its own deadline.
+//!
+//! Per member, concurrently: Status (version, db size and size in use, leader, raft term,
+//! index and applied index, learner, errors), a linearizable Get of the key "health" (what
+//! `etcdctl endpoint health` does: it succeeds only when the member can confirm with a
+//! quorum, so it is a real read through raft), the alarm list, and the member list.
+//!
+//! Verdict: a member is healthy when its read succeeded and it has no alarm. The cluster has
+//! quorum when any member served a linearizable read (impossible without one). Healthy:
+//! every member healthy, none slow, membership matching the inventory; degraded: quorum
+//! but something off; no quorum: no member could serve the read.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use etcd_client::{AlarmAction, AlarmType};
+use futures::future::join_all;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::connect::{connect, within};
+use super::credentials::ClientCredentials;
+use super::explain::{Problem, ProblemKind};
+use super::members::Member;
+
+#[derive(Debug, Clone, Copy)]
+pub struct HealthOptions {
+    /// Each member's whole probe must finish within this (a hung member costs this much).
+    pub timeout: Duration,
+    /// A health read slower than this marks the member slow (degraded).
+    pub slow_after: Duration,
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        HealthOptions { timeout: Duration::from_secs(5), slow_after: Duration::from_secs(1) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Healthy,
+    Degraded,
+    NoQuorum,
+}
+
+impl Verdict {
+    /// 0 healthy, 1 degraded, 2 no quorum / unreachable.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Healthy => 0,
+            Verdict::Degraded => 1,
+            Verdict::NoQuorum => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// Member id as etcdctl prints it (hex).
+    pub id: String,
+    pub version: String,
+    pub db_size: i64,
+    pub db_size_in_use: i64,
+    /// The leader this member follows (hex id; "0" when it has none).
+    pub leader_id: String,
+    pub is_leader: bool,
+    pub raft_term: u64,
+    pub raft_index: u64,
+    pub raft_applied_index: u64,
+    pub is_learner: bool,
+    /// Errors etcd itself reports in Status (e.g. "NOSPACE" / corruption).
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberHealth {
+    pub name: String,
+    pub endpoint: String,
+    /// "healthy", "slow", "alarm", "unhealthy" or "unreachable".
+    pub health: &'static str,
+    pub healthy: bool,
+    pub slow: bool,
+    /// Milliseconds the health read took (when it succeeded).
+    pub read_ms: Option<u64>,
+    pub status: Option<MemberStatus>,
+    pub alarms: Vec<String>,
+    /// What failed, in plain words (deduplicated).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterHealth {
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    pub quorum: bool,
+    /// Name of the leader most members follow (or its hex id if not in the inventory).
+    pub leader: Option<String>,
+    pub members: Vec<MemberHealth>,
+    /// Cluster-level findings: membership mismatches, disagreement on the leader, ...
+    pub notes: Vec<String>,
+}
+
+impl ClusterHealth {
+    pub fn healthy_count(&self) -> usize {
+        self.members.iter().filter(|m| m.healthy).count()
+    }
+
+    /// One sentence for the end of the table.
+    pub fn summary(&self) -> String {
+        let n = self.members.len();
+        let ok = self.healthy_count();
+        let leader = self.leader.as_deref().map(|l| format!(", leader {l}")).unwrap_or_default();
+        match self.verdict {
+            Verdict::Healthy => format!("healthy: {ok}/{n} members healthy{leader}"),
+            Verdict::Degraded => format!("degraded: {ok}/{n} members healthy, quorum held{leader}"),
+            Verdict::NoQuorum => {
+                let reachable = self.members.iter().filter(|m| m.status.is_some()).count();
+                format!("NO QUORUM: no member could serve a linearizable read ({reachable}/{n} reachable)")
+            }
+        }
+    }
+}
+
+/// What one member's probe collected before assessment.
+#[derive(Debug)]
+pub struct Probe {
+    pub member: Member,
+    pub status: Result<MemberStatus, Problem>,
+    pub read: Result<Duration, Problem>,
+    /// (member id, alarm name) for the whole cluster, as this member reported it.
+    pub alarms: Result<Vec<(u64, String)>, Problem>,
+    /// Peer URLs and names of every cluster member, as this member reported them.
+    pub member_list: Result<Vec<(String, Vec<String>)>, Problem>,
+}
+
+/// Probes every member in parallel and assesses the cluster.
+pub async fn check(members: &[Member], creds: &ClientCredentials, opts: HealthOptions) -> ClusterHealth {
+    let probes = join_all(members.iter().map(|m| probe(m, creds, opts))).await;
+    assess(probes, opts)
+}
+
+pub async fn probe(member: &Member, creds: &ClientCredentials, opts: HealthOptions) -> Probe {
+    let deadline = Instant::now() + opts.timeout;
+    let t = opts.timeout;
+    let ep = member.client_url.as_str();
+    let client = match tokio::time::timeout_at(deadline, connect(member, creds, t)).await {
+        Ok(Ok(c)) => c.client,
+        Ok(Err(p)) => return Probe::failed(member, p),
+        Err(_) => return Probe::failed(member, Problem::timeout(t, "connecting")),
+    };
+    let (mut c1, mut c2, mut c3, mut c4) = (client.clone(), client.clone(), client.clone(), client);
+    let status = async {
+        let s = within(deadline, t, "reading status", ep, c1.status()).await?;
+        let id = s.header().map(|h| h.member_id()).unwrap_or(0);
+        Ok(MemberStatus {
+            id: format!("{id:x}"),
+            version: s.version().to_string(),
+            db_size: s.db_size(),
+            db_size_in_use: s.raft_used_db_size(),
+            leader_id: format!("{:x}", s.leader()),
+            is_leader: id != 0 && id == s.leader(),
+            raft_term: s.raft_term(),
+            raft_index: s.raft_index(),
+            raft_applied_index: s.raft_applied_index(),
+            is_learner: s.is_learner(),
+            errors: s.errors().to_vec(),
+        })
+    };
+    let read = async {
+        // Retried while the cluster is electing a leader: that is a transient state a
+        // healthy member leaves within an election timeout, and the deadline still holds.
+        loop {
+            let started = Instant::now();
+            match within(deadline, t, "reading the health key", ep, c2.get("health", None)).await {
+                Ok(_) => return Ok(started.elapsed()),
+                Err(p) if p.kind == ProblemKind::PermissionDenied => return Ok(started.elapsed()),
+                Err(p) if p.is_transient() && Instant::now() + Duration::from_millis(200) < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(p) => return Err(p),
+            }
+        }
+    };
+    let alarms = async {
+        let r = within(deadline, t, "listing alarms", ep, c3.alarm(AlarmAction::Get, AlarmType::None, None)).await?;
+        Ok(r.alarms().iter().map(|a| (a.member_id(), alarm_name(a.alarm()))).collect())
+    };
+    let member_list = async {
+        let r = within(deadline, t, "listing members", ep, c4.member_list()).await?;
+        Ok(r.members().iter().map(|m| (m.name().to_string(), m.peer_urls().to_vec())).collect())
+    };
+    let (status, read, alarms, member_list) = tokio::join!(status, read, alarms, member_list);
+    Probe { member: member.clone(), status, read, alarms, member_list }
+}
+
+fn alarm_name(t: AlarmType) -> String {
+    match t {
+        AlarmType::Nospace => "NOSPACE".into(),
+        AlarmType::Corrupt => "CORRUPT".into(),
+        AlarmType::None => "NONE".into(),
+    }
+}
+
+impl Probe {
+    fn failed(member: &Member, p: Problem) -> Probe {
+        Probe {
+            member: member.clone(),
+            status: Err(p.clone()),
+            read: Err(p.clone()),
+            alarms: Err(p.clone()),
+            member_list: Err(p),
+        }
+    }
+}
+
+/// Turns the probes into the per-member table and the cluster verdict (pure: unit-tested).
+pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
+    let mut notes = Vec::new();
+    // Alarms are cluster-wide: merge every member's answer, keyed by member id.
+    let mut alarms_by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut alarms_known = false;
+    for p in &probes {
+        if let Ok(list) = &p.alarms {
+            alarms_known = true;
+            for (id, name) in list {
+                let v = alarms_by_id.entry(format!("{id:x}")).or_default();
+                if !v.contains(name) {
+                    v.push(name.clone());
+                }
+            }
+        }
+    }
+    let id_to_name: BTreeMap<String, String> = probes
+        .iter()
+        .filter_map(|p| p.status.as_ref().ok().map(|s| (s.id.clone(), p.member.name.clone())))
+        .collect();
+
+    let mut members = Vec::new();
+    for p in &probes {
+        let mut problems: Vec<String> = Vec::new();
+        let mut add = |what: &str, r: &Problem| {
+            let line = format!("{what}: {r}");
+            if !problems.iter().any(|x| x.ends_with(&r.message)) {
+                problems.push(line);
+            }
+        };
+        if let Err(e) = &p.status {
+            add("status", e);
+        }
+        if let Err(e) = &p.read {
+            add("health read", e);
+        }
+        let status = p.status.as_ref().ok().cloned();
+        let alarms = status.as_ref().and_then(|s| alarms_by_id.get(&s.id).cloned()).unwrap_or_default();
+        if let Some(s) = &status {
+            if s.leader_id == "0" {
+                problems.push("the member has no leader".into());
+            }
+            for e in &s.errors {
+                problems.push(format!("etcd reports: {e}"));
+            }
+        }
+        let read_ok = p.read.is_ok();
+        let read_ms = p.read.as_ref().ok().map(|d| d.as_millis() as u64);
+        let slow = p.read.as_ref().is_ok_and(|d| *d > opts.slow_after);
+        if slow {
+            problems.push(format!("slow: the health read took {} ms", read_ms.unwrap_or(0)));
+        }
+        let healthy = read_ok && alarms.is_empty();
+        let health = if !alarms.is_empty() {
+            "alarm"
+        } else if !read_ok && status.is_none() {
+            "unreachable"
+        } else if !read_ok {
+            "unhealthy"
+        } else if slow {
+            "slow"
+        } else {
+            "healthy"
+        };
+        members.push(MemberHealth {
+            name: p.member.name.clone(),
+            endpoint: p.member.client_url.clone(),
+            health,
+            healthy,
+            slow,
+            read_ms,
+            status,
+            alarms,
+            problems,
+        });
+    }
+    for (id, names) in &alarms_by_id {
+        if !id_to_name.contains_key(id) {
+            notes.push(format!("alarm {} raised on member {id}, which is not in the inventory", names.join(",")));
+        }
+    }
+    if !alarms_known && !probes.is_empty() {
+        notes.push("alarms unknown: no member answered the alarm list".into());
+    }
+
+    let quorum = probes.iter().any(|p| p.read.is_ok());
+    // The leader the members that can read follow (they agree when healthy).
+    let mut leader_votes: BTreeMap<String, usize> = BTreeMap::new();
+    for (m, p) in members.iter().zip(&probes) {
+        if let (Some(s), Ok(_)) = (&m.status, &p.read) {
+            if s.leader_id != "0" {
+                *leader_votes.entry(s.leader_id.clone()).or_default() += 1;
+            }
+        }
+    }
+    if leader_votes.len() > 1 {
+        notes.push(format!(
+            "members disagree on the leader: {}",
+            leader_votes.keys().map(|id| id_to_name.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>().join(" vs ")
+        ));
+    }
+    let leader = leader_votes
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(id, _)| id_to_name.get(id).cloned().unwrap_or_else(|| id.clone()));
+
+    // Membership: the member list (from any member that answered) against the inventory.
+    if let Some(list) = probes.iter().find_map(|p| p.member_list.as_ref().ok()) {
+        for (name, peers) in list {
+            let known = probes.iter().any(|p| peers.iter().any(|u| same_url(u, &p.member.peer_url)));
+            if !known {
+                let shown = if name.is_empty() { "(unstarted)" } else { name };
+                notes.push(format!("cluster member {shown} at {} is not in the inventory", peers.join(",")));
+            }
+        }
+        for p in &probes {
+            if !list.iter().any(|(_, peers)| peers.iter().any(|u| same_url(u, &p.member.peer_url))) {
+                notes.push(format!("inventory host {} ({}) is not a member of the cluster", p.member.name, p.member.peer_url));
+            }
+        }
+    }
+
+    let verdict = if !quorum {
+        Verdict::NoQuorum
+    } else if members.iter().all(|m| m.healthy && !m.slow && m.problems.is_empty()) && notes.is_empty() {
+        Verdict::Healthy
+    } else {
+        Verdict::Degraded
+    };
+    ClusterHealth { verdict, exit_code: verdict.exit_code(), quorum, leader, members, notes }
+}
+
+/// URLs compare without a trailing slash.
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(i: u8) -> Member {
+        Member {
+            name: format!("m{i}"),
+            address: format!("10.0.0.{i}").parse().expect("ip"),
+            client_url: format!("https://10.0.0.{i}:2379"),
+            peer_url: format!("https://10.0.0.{i}:2380"),
+        }
+    }
+
+    fn status(id: u64, leader: u64) -> MemberStatus {
+        MemberStatus {
+            id: format!("{id:x}"),
+            version: "3.4.23".into(),
+            db_size: 1,
+            db_size_in_use: 1,
+            leader_id: format!("{leader:x}"),
+            is_leader: id == leader,
+            raft_term: 2,
+            raft_index: 10,
+            raft_applied_index: 10,
+            is_learner: false,
+            errors: vec![],
+        }
+    }
+
+    fn list() -> Vec<(String, Vec<String>)> {
+        (1..=3).map(|i| (format!("m{i}"), vec![format!("https://10.0.0.{i}:2380")])).collect()
+    }
+
+    fn good(i: u8, leader: u64) -> Probe {
+        Probe {
+            member: member(i),
+            status: Ok(status(i as u64, leader)),
+            read: Ok(Duration::from_millis(3)),
+            alarms: Ok(vec![]),
+            member_list: Ok(list()),
+        }
+    }
+
+    fn down(i: u8) -> Probe {
+        Probe::failed(&member(i), Problem::timeout(Duration::from_secs(5), "connecting"))
+    }
+
+    #[test]
+    fn all_good_is_healthy_with_the_leader_named() {
+        let h = assess(vec![good(1, 1), good(2, 1), good(3, 1)], HealthOptions::default());
+        assert_eq!(h.verdict, Verdict::Healthy);
+        assert_eq!(h.exit_code, 0);
+        assert_eq!(h.leader.as_deref(), Some("m1"));
+        assert!(h.members[0].status.as_ref().is_some_and(|s| s.is_leader));
+    }
+
+    #[test]
+    fn one_down_is_degraded_two_down_no_quorum() {
+        let h = assess(vec![good(1, 2), good(2, 2), down(3)], HealthOptions::default());
+        assert_eq!(h.verdict, Verdict::Degraded);
+        assert_eq!(h.members[2].health, "unreachable");
+        assert!(h.members[2].problems[0].contains("no answer within 5s"), "{:?}", h.members[2].problems);
+
+        let mut lone = good(1, 0);
+        lone.read = Err(Problem::timeout(Duration::from_secs(5), "reading the health key"));
+        lone.alarms = Err(Problem::timeout(Duration::from_secs(5), "listing alarms"));
+        let h = assess(vec![lone, down(2), down(3)], HealthOptions::default());
+        assert_eq!(h.verdict, Verdict::NoQuorum);
+        assert_eq!(h.exit_code, 2);
+        assert_eq!(h.members[0].health, "unhealthy");
+        assert!(h.members[0].problems.iter().any(|p| p.contains("no leader")));
+    }
+
+    #[test]
+    fn alarms_slow_members_and_strangers_degrade() {
+        let mut p1 = good(1, 1);
+        p1.alarms = Ok(vec![(2, "NOSPACE".into())]);
+        let h = assess(vec![p1, good(2, 1), good(3, 1)], HealthOptions::default());
+        assert_eq!(h.verdict, Verdict::Degraded);
+        assert_eq!(h.members[1].alarms, vec!["NOSPACE".to_string()]);
+        assert_eq!(h.members[1].health, "alarm");
+
+        let mut slow = good(3, 1);
+        slow.read = Ok(Duration::from_millis(1500));
+        let h = assess(vec![good(1, 1), good(2, 1), slow], HealthOptions::default());
+        assert_eq!(h.verdict, Verdict::Degraded);
+        assert_eq!(h.members[2].health, "slow");
+
+        let mut p = good(1, 1);
+        let mut l = list();
+        l.push(("m9".into(), vec!["https://10.0.0.9:2380".into()]));
+        p.member_list = Ok(l);
+        let h = assess(vec![p, good(2, 1), good(3, 1)], HealthOptions::default());
+        assert_eq!(h.verdict, Verdict::Degraded);
+        assert!(h.notes[0].contains("m9"), "{:?}", h.notes);
+    }
+}

@@ -1,0 +1,115 @@
+//! load -> pki -> render -> connect -> facts -> plan: the one pipeline `plan`, `apply`
+//! and `reset` share, so the three can never disagree on what the hosts should hold.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::Plan;
+use super::diff::plan_apply;
+use super::reset::{ResetOptions, plan_reset};
+use crate::apply::phases::preflight::{self, ExtraPaths, Gathered};
+use crate::desired::{Component, DesiredState};
+use crate::inventory::{self, Inventory};
+use crate::pki::Pki;
+use crate::render::{self, Templates};
+use crate::state::StateDir;
+
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// Directory of template overrides (`--templates`).
+    pub templates: Option<PathBuf>,
+}
+
+/// Everything up to (and including) the facts: a plan is a pure function of this.
+pub struct Prepared {
+    pub loaded: inventory::Loaded,
+    pub state: StateDir,
+    pub pki: Pki,
+    pub desired: DesiredState,
+    /// Parts render left out on purpose (e.g. artifacts.kubernetes = "skip"), as text.
+    pub skipped: Vec<String>,
+    pub gathered: Gathered,
+    pub timings: Timings,
+}
+
+/// Where the time went (the benchmark prints it).
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub load_pki_render: Duration,
+    pub connect_and_facts: Duration,
+}
+
+impl Prepared {
+    pub fn inventory(&self) -> &Inventory {
+        &self.loaded.inventory
+    }
+
+    /// The directory relative inventory paths are resolved against.
+    pub fn inventory_dir(&self) -> PathBuf {
+        inventory_dir(&self.loaded.path)
+    }
+
+    pub fn plan_apply(&self) -> Plan {
+        plan_apply(&self.inventory().cluster.name, self.gathered.reports.clone(), &self.desired, &self.gathered.facts)
+    }
+
+    pub fn plan_reset(&self, purge_data: bool) -> Plan {
+        let data_dir = self.inventory().etcd.data_dir.as_str();
+        let opts = ResetOptions { purge_data_dir: purge_data.then_some(data_dir), data_dir };
+        plan_reset(&self.inventory().cluster.name, self.gathered.reports.clone(), &self.desired, &self.gathered.facts, &opts)
+    }
+
+    /// Closes every SSH connection politely (the hosts' sshd logs a clean disconnect).
+    pub async fn close(&self) {
+        for s in self.gathered.sessions.values() {
+            s.close().await;
+        }
+    }
+}
+
+pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::Result<Prepared> {
+    let t = Instant::now();
+    let loaded = inventory::load(inventory_path).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let state = loaded.state_dir();
+    let inv = &loaded.inventory;
+    let pki = crate::pki::ensure(inv, &state)
+        .with_context(|| format!("preparing the PKI in {}", state.root().display()))?;
+    let templates = Templates::load(opts.templates.as_deref())?;
+    let rendered = render::render(inv, &pki, &templates).context("rendering the hosts' files")?;
+    let skipped = rendered.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
+    let desired = rendered.desired;
+    let load_pki_render = t.elapsed();
+
+    let t = Instant::now();
+    let extra = extra_paths(inv, &desired);
+    let gathered = preflight::gather(inv, &inventory_dir(&loaded.path), &state, &desired, &extra).await;
+    let timings = Timings { load_pki_render, connect_and_facts: t.elapsed() };
+    if std::env::var_os("PROVISION_TIMINGS").is_some() {
+        eprintln!(
+            "timings: load+pki+render {:.0} ms, connect+facts {:.0} ms",
+            timings.load_pki_render.as_secs_f64() * 1000.0,
+            timings.connect_and_facts.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(Prepared { loaded, state, pki, desired, skipped, gathered, timings })
+}
+
+/// The etcd data dir on etcd members: reset --purge-data removes it, so its state is
+/// gathered with the rest.
+fn extra_paths(inv: &Inventory, desired: &DesiredState) -> ExtraPaths {
+    let mut extra: ExtraPaths = BTreeMap::new();
+    for h in &desired.hosts {
+        if h.units.iter().any(|u| u.component == Component::Etcd) {
+            extra.entry(h.host.clone()).or_default().push(inv.etcd.data_dir.clone());
+        }
+    }
+    extra
+}
+
+fn inventory_dir(path: &Path) -> PathBuf {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}

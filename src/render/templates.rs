@@ -1,0 +1,202 @@
+//! The tera templates: embedded in the binary, each replaceable by a file of the same
+//! name in an operator's `--templates DIR`.
+//!
+//! Autoescaping is off everywhere (these are systemd units and YAML, not HTML), and a
+//! variable missing from the context is an error, so a typo in an override fails the
+//! render instead of producing an empty flag value.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+
+/// Every template provision knows, by file name. include_str! (not include_dir!) so
+/// that cargo rebuilds when a template changes.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("etcd.service", include_str!("../../templates/etcd.service")),
+    ("kube-apiserver.service", include_str!("../../templates/kube-apiserver.service")),
+    ("kube-controller-manager.service", include_str!("../../templates/kube-controller-manager.service")),
+    ("kube-scheduler.service", include_str!("../../templates/kube-scheduler.service")),
+    ("kubelet.service", include_str!("../../templates/kubelet.service")),
+    ("kube-proxy.service", include_str!("../../templates/kube-proxy.service")),
+    ("kubeconfig.yaml", include_str!("../../templates/kubeconfig.yaml")),
+    ("encryption-config.yaml", include_str!("../../templates/encryption-config.yaml")),
+    ("audit-policy.yaml", include_str!("../../templates/audit-policy.yaml")),
+    ("admission-config.yaml", include_str!("../../templates/admission-config.yaml")),
+    ("eventratelimit.yaml", include_str!("../../templates/eventratelimit.yaml")),
+    ("kube-scheduler.yaml", include_str!("../../templates/kube-scheduler.yaml")),
+    ("kubelet-config.yaml", include_str!("../../templates/kubelet-config.yaml")),
+    ("kube-proxy-config.yaml", include_str!("../../templates/kube-proxy-config.yaml")),
+];
+
+/// Where a template's text came from, for the render summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Embedded,
+    Override(String),
+}
+
+pub struct Templates {
+    tera: tera::Tera,
+    origins: BTreeMap<String, Origin>,
+}
+
+impl Templates {
+    /// The templates compiled into the binary.
+    pub fn embedded() -> anyhow::Result<Templates> {
+        Self::build(EMBEDDED.iter().map(|(n, t)| (n.to_string(), t.to_string(), Origin::Embedded)).collect())
+    }
+
+    /// The embedded templates, with every file in `dir` replacing the embedded template of
+    /// the same name. A file whose name is not a known template is an error (a typo would
+    /// otherwise be silently ignored).
+    pub fn with_overrides(dir: &Path) -> anyhow::Result<Templates> {
+        let mut chosen: BTreeMap<String, (String, Origin)> =
+            EMBEDDED.iter().map(|(n, t)| (n.to_string(), (t.to_string(), Origin::Embedded))).collect();
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            names.push(entry.path());
+        }
+        names.sort();
+        for path in names {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if !chosen.contains_key(&name) {
+                let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
+                bail!(
+                    "{}: `{name}` is not a template provision uses; a file in --templates replaces \
+                     the embedded template of the same name, one of: {}",
+                    path.display(),
+                    known.join(", ")
+                );
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read template {}", path.display()))?;
+            chosen.insert(name, (text, Origin::Override(path.display().to_string())));
+        }
+        Self::build(chosen.into_iter().map(|(n, (t, o))| (n, t, o)).collect())
+    }
+
+    /// Embedded templates, or with overrides from `dir` when given.
+    pub fn load(overrides: Option<&Path>) -> anyhow::Result<Templates> {
+        match overrides {
+            Some(dir) => Self::with_overrides(dir),
+            None => Self::embedded(),
+        }
+    }
+
+    fn build(list: Vec<(String, String, Origin)>) -> anyhow::Result<Templates> {
+        let mut tera = tera::Tera::new();
+        // Names end in .service/.yaml, never .html, but say it explicitly: no escaping.
+        tera.autoescape_on(Vec::<&str>::new());
+        let mut origins = BTreeMap::new();
+        for (name, text, origin) in list {
+            if let Err(e) = tera.add_raw_template(&name, &text) {
+                bail!("template {} does not parse: {}", describe(&name, &origin), tera_error(&e));
+            }
+            origins.insert(name, origin);
+        }
+        Ok(Templates { tera, origins })
+    }
+
+    /// Renders template `name`. Errors name the template and where it came from.
+    pub fn render(&self, name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
+        let origin = self.origins.get(name).cloned().unwrap_or(Origin::Embedded);
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| anyhow::anyhow!("template {} failed to render: {}", describe(name, &origin), tera_error(&e)))
+    }
+
+    /// The text of embedded template `name` (a starting point for an override).
+    pub fn embedded_text(name: &str) -> Option<&'static str> {
+        EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    /// Names of the templates replaced from --templates, sorted.
+    pub fn overridden(&self) -> Vec<(String, String)> {
+        self.origins
+            .iter()
+            .filter_map(|(n, o)| match o {
+                Origin::Override(p) => Some((n.clone(), p.clone())),
+                Origin::Embedded => None,
+            })
+            .collect()
+    }
+}
+
+fn describe(name: &str, origin: &Origin) -> String {
+    match origin {
+        Origin::Embedded => format!("`{name}` (embedded)"),
+        Origin::Override(path) => format!("`{name}` (from {path})"),
+    }
+}
+
+/// Tera's error with its causes, on one line.
+fn tera_error(e: &tera::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_template_parses() {
+        let t = Templates::embedded().expect("embedded templates parse");
+        assert!(t.overridden().is_empty());
+    }
+
+    #[test]
+    fn missing_variable_is_an_error_naming_it() {
+        let mut tera = tera::Tera::new();
+        tera.autoescape_on(Vec::<&str>::new());
+        tera.add_raw_template("x", "--flag={{ nope }}").unwrap();
+        let t = Templates { tera, origins: BTreeMap::new() };
+        let err = t.render("x", &tera::Context::new()).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn no_html_escaping() {
+        let mut tera = tera::Tera::new();
+        tera.autoescape_on(Vec::<&str>::new());
+        tera.add_raw_template("x.html", "{{ v }}").unwrap();
+        let t = Templates { tera, origins: BTreeMap::new() };
+        let mut ctx = tera::Context::new();
+        ctx.insert("v", "a<b>&\"c\"");
+        assert_eq!(t.render("x.html", &ctx).unwrap(), "a<b>&\"c\"");
+    }
+
+    #[test]
+    fn override_replaces_and_unknown_name_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("eventratelimit.yaml"), "custom {{ 1 + 1 }}\n").unwrap();
+        let t = Templates::with_overrides(dir.path()).unwrap();
+        assert_eq!(t.render("eventratelimit.yaml", &tera::Context::new()).unwrap(), "custom 2\n");
+        assert_eq!(t.overridden().len(), 1);
+
+        std::fs::write(dir.path().join("etcd.servce"), "typo").unwrap();
+        let err = Templates::with_overrides(dir.path()).err().expect("unknown name rejected").to_string();
+        assert!(err.contains("etcd.servce") && err.contains("etcd.service"), "{err}");
+    }
+
+    #[test]
+    fn broken_override_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("etcd.service"), "{% if %}").unwrap();
+        let err = Templates::with_overrides(dir.path()).err().expect("parse error").to_string();
+        assert!(err.contains("etcd.service") && err.contains(&dir.path().display().to_string()), "{err}");
+    }
+}

@@ -1,0 +1,271 @@
+//! plan / apply / reset against the REAL lab hosts (systemd-nspawn Debian with systemd and
+//! sshd on 127.0.1.1-3), through the real `provision` binary. Each test holds the lab's
+//! test lock, so they run one at a time (also against other helpers' lab tests).
+//!
+//! Needs root and `provision lab` prerequisites (systemd-container, debootstrap, zstd).
+
+#[path = "support/lab_cli.rs"]
+mod lab_cli;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use provision::lab::{TestLab, ensure_fresh_for_tests, ensure_up_for_tests};
+use rand::Rng;
+use serde_json::Value;
+use lab_cli::*;
+
+const UNIT: &str = "etcd.service";
+const UNIT_FILE: &str = "/etc/systemd/system/etcd.service";
+
+fn inv(lab: &TestLab) -> &str {
+    lab.inventory.to_str().unwrap()
+}
+
+fn addr(lab: &TestLab, i: usize) -> String {
+    lab.hosts[i].address.to_string()
+}
+
+fn plan_json(inventory: &str) -> (i32, Value) {
+    let out = provision(&["--output", "json", "plan", inventory]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("plan json: {e}\n{}", text(&out)));
+    (code(&out), v)
+}
+
+/// (host, action kind, target) of every action in a plan.
+fn actions(plan: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for phase in plan["phases"].as_array().unwrap() {
+        for h in phase["hosts"].as_array().unwrap() {
+            for a in h["actions"].as_array().unwrap() {
+                let target = ["path", "unit", "name"].iter().find_map(|k| a[*k].as_str()).unwrap_or("systemd");
+                out.push((h["host"].as_str().unwrap().into(), a["action"].as_str().unwrap().into(), target.into()));
+            }
+        }
+    }
+    out
+}
+
+fn apply_ok(inventory: &str) -> String {
+    let out = provision(&["apply", inventory]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn etcd_health(inventory: &std::path::Path) -> provision::etcd::health::ClusterHealth {
+    let loaded = provision::inventory::load(inventory).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let members = provision::etcd::members(&loaded.inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()))
+}
+
+fn assert_etcd_healthy(inventory: &std::path::Path) {
+    let h = etcd_health(inventory);
+    assert_eq!(h.verdict, provision::etcd::health::Verdict::Healthy, "{}: {:?}", h.summary(), h.members);
+    assert_eq!(h.healthy_count(), 3);
+}
+
+#[test]
+fn apply_then_reapply_repair_and_reset() {
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let inventory = inv(&lab);
+    let desired = desired(&lab.inventory);
+    let before = listing(&lab, &desired);
+
+    // Fresh hosts: changes pending.
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 2, "{plan}");
+    assert_eq!(plan["kind"], "apply");
+    assert!(plan["changes"].as_u64().unwrap() > 10, "{plan}");
+    let dump = plan.to_string();
+    assert!(!dump.contains("PRIVATE KEY"), "the plan leaks key material");
+    for h in plan["hosts"].as_array().unwrap() {
+        assert!(h["problems"].as_array().unwrap().is_empty(), "{h}");
+        assert_eq!(h["systemd"].as_u64().unwrap() >= 232, true, "{h}");
+    }
+
+    let out = apply_ok(inventory);
+    assert!(out.contains("changes made"), "{out}");
+    assert_etcd_healthy(&lab.inventory);
+    assert_eq!(temp_files(&lab, &desired), "");
+    // Every managed file holds exactly the desired bytes, mode and owner.
+    for (i, h) in desired.hosts.iter().enumerate() {
+        for f in &h.files {
+            let got = ssh_ok(&lab, &addr(&lab, i), &format!("sha256sum '{0}' | cut -d' ' -f1; stat -c '%a %U:%G' '{0}'", f.path));
+            assert_eq!(got, format!("{}\n{:o} {}:{}\n", f.sha256_hex(), f.mode, f.owner, f.group), "{} on {}", f.path, h.host);
+        }
+    }
+
+    // Converged: plan exits 0, apply changes nothing and says so.
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 0, "{plan}");
+    assert_eq!(plan["changes"], 0);
+    let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    let out = apply_ok(inventory);
+    assert!(out.contains("0 changes: hosts are up to date"), "{out}");
+    let again: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    assert_eq!(starts, again, "a no-op apply restarted etcd");
+
+    // By hand: node2's unit file edited (content), node3's server key made 0644 (mode only).
+    ssh_ok(&lab, &addr(&lab, 1), &format!("echo '# edited by hand' >> {UNIT_FILE}"));
+    ssh_ok(&lab, &addr(&lab, 2), "chmod 0644 /etc/etcd/pki/server.key");
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 2, "{plan}");
+    let got: BTreeSet<_> = actions(&plan).into_iter().collect();
+    let want: BTreeSet<(String, String, String)> = [
+        ("node2", "write-file", UNIT_FILE),
+        ("node2", "daemon-reload", "systemd"),
+        ("node2", "restart-unit", UNIT),
+        ("node3", "write-file", "/etc/etcd/pki/server.key"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(got, want, "{plan}");
+    let text_plan = String::from_utf8_lossy(&provision(&["plan", inventory]).stdout).into_owned();
+    assert!(text_plan.contains(&format!("↻ restart {UNIT} (watched file changed: {UNIT_FILE})")), "{text_plan}");
+    assert!(text_plan.contains("~ update /etc/etcd/pki/server.key (mode"), "{text_plan}");
+
+    apply_ok(inventory);
+    let after: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    assert_eq!(after[0], starts[0], "node1's etcd must not restart");
+    assert_ne!(after[1], starts[1], "node2's etcd must restart (its unit file changed)");
+    assert_eq!(after[2], starts[2], "node3's etcd must not restart for a mode fix");
+    assert_eq!(ssh_ok(&lab, &addr(&lab, 2), "stat -c %a /etc/etcd/pki/server.key"), "600\n");
+    assert_eq!(plan_json(inventory).0, 0);
+    assert_etcd_healthy(&lab.inventory);
+
+    // Reset: refused without a TTY unless --yes; then the hosts are as before.
+    let out = provision(&["reset", inventory]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+    let out = provision(&["reset", "--yes", "--purge-data", inventory]);
+    assert_eq!(code(&out), 0, "reset: {}", text(&out));
+    let after = listing(&lab, &desired);
+    assert_eq!(normalise_data_dir(&before), normalise_data_dir(&after));
+    let out = provision(&["reset", "--yes", "--purge-data", inventory]);
+    assert_eq!(code(&out), 0, "second reset: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to remove"), "{}", text(&out));
+}
+
+/// The etcd data dir may exist before the first apply (the Debian package makes it);
+/// --purge-data removes it. Every other line must match exactly.
+fn normalise_data_dir(listing: &str) -> String {
+    listing.lines().filter(|l| !l.starts_with("/var/lib/etcd ")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn killed_applies_converge() {
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let inventory = inv(&lab);
+    let desired = desired(&lab.inventory);
+    let mut rng = rand::thread_rng();
+    for run in 0..5 {
+        let delay = rng.gen_range(50..=1500);
+        let mut child = Command::new(provision_bin())
+            .args(["apply", inventory])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        eprintln!("run {run}: SIGKILL after {delay} ms{}", if finished { " (it had already finished)" } else { "" });
+    }
+    let out = apply_ok(inventory);
+    eprintln!("converging apply:\n{out}");
+    assert_eq!(temp_files(&lab, &desired), "", "temp files left behind");
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 0, "not converged: {plan}");
+    assert_etcd_healthy(&lab.inventory);
+    for (i, h) in desired.hosts.iter().enumerate() {
+        let got = ssh_ok(&lab, &addr(&lab, i), &format!("systemctl is-active {UNIT}; systemctl is-enabled {UNIT}"));
+        assert_eq!(got, "active\nenabled\n", "{}", h.host);
+    }
+}
+
+#[test]
+fn wrong_host_key_is_refused() {
+    let lab = ensure_up_for_tests().expect("lab up");
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = inventory_copy(&lab, tmp.path(), |t| t);
+    // Replace node1's pinned key by another (freshly generated) one.
+    let key = tmp.path().join("bogus");
+    let st = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
+    assert!(st.success());
+    let bogus = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let bogus: Vec<&str> = bogus.split_whitespace().take(2).collect();
+    let kh = tmp.path().join(".provision/lab/known_hosts");
+    let pins = std::fs::read_to_string(&kh).unwrap();
+    let replaced: Vec<String> = pins
+        .lines()
+        .map(|l| if l.starts_with("127.0.1.1 ") { format!("127.0.1.1 {} {}", bogus[0], bogus[1]) } else { l.to_string() })
+        .collect();
+    assert_ne!(pins.lines().collect::<Vec<_>>(), replaced, "node1 is pinned in {}", kh.display());
+    std::fs::write(&kh, replaced.join("\n") + "\n").unwrap();
+
+    let out = provision(&["plan", inventory.to_str().unwrap()]);
+    let all = text(&out);
+    assert_eq!(code(&out), 1, "{all}");
+    assert!(all.contains("HOST KEY CHANGED"), "{all}");
+    assert!(all.contains("node1"), "{all}");
+    assert!(all.contains("cannot plan for node1"), "{all}");
+}
+
+#[test]
+fn unreachable_host_fails_while_the_others_finish_the_phase() {
+    let lab = ensure_up_for_tests().expect("lab up");
+    let tmp = tempfile::tempdir().unwrap();
+    // 127.0.1.250: no lab host there, nothing listens (connection refused).
+    let inventory = inventory_copy(&lab, tmp.path(), |t| {
+        t + "\n[[host]]\nname = \"node4\"\naddress = \"127.0.1.250\"\nroles = [\"worker\"]\n"
+    });
+    // A stale temp file on node1: the preflight phase has work to do there.
+    ssh_ok(&lab, &addr(&lab, 0), "touch /etc/etcd/pki/.provision-tmp.planted 2>/dev/null || (mkdir -p /etc/etcd/pki && touch /etc/etcd/pki/.provision-tmp.planted)");
+
+    let out = provision(&["--output", "json", "apply", inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let err = events.iter().find(|e| e["event"] == "host-error").expect("host-error event");
+    assert_eq!(err["host"], "node4");
+    assert!(err["error"].as_str().unwrap().contains("cannot reach"), "{err}");
+    assert!(
+        events.iter().any(|e| e["event"] == "action-done" && e["host"] == "node1" && e["action"]["action"] == "remove-stale-temp"),
+        "node1 did not finish preflight: {kinds:?}"
+    );
+    assert!(!events.iter().any(|e| e["event"] == "phase-start" && e["phase"] == "base"), "the run went past preflight: {kinds:?}");
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["failed_hosts"], serde_json::json!(["node4"]));
+    assert_eq!(ssh_ok(&lab, &addr(&lab, 0), "ls -a /etc/etcd/pki | grep -c provision-tmp || true"), "0\n");
+}
+
+#[test]
+fn a_sudo_user_works() {
+    let lab = ensure_up_for_tests().expect("lab up");
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = inventory_copy(&lab, tmp.path(), |t| t.replace("user = \"root\"", "user = \"ops\""));
+    let inventory = inventory.to_str().unwrap();
+    assert_ne!(ssh_ok(&lab, &addr(&lab, 0), "id -u ops"), "0\n");
+
+    apply_ok(inventory);
+    assert_eq!(plan_json(inventory).0, 0);
+    ssh_ok(&lab, &addr(&lab, 0), "echo tampered > /etc/etcd/pki/ca.crt");
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 2, "{plan}");
+    assert!(actions(&plan).contains(&("node1".into(), "write-file".into(), "/etc/etcd/pki/ca.crt".into())), "{plan}");
+    apply_ok(inventory);
+    assert_eq!(plan_json(inventory).0, 0);
+    assert_etcd_healthy(&lab.inventory);
+}

@@ -1,0 +1,285 @@
+//! Rendering every fixture inventory: which host gets which files, with which modes,
+//! and that the output is well-formed (YAML parses, flags are --flag=value).
+
+mod common;
+
+use common::{fixture_pki, inventory, with_kubernetes};
+use provision::cis::view::exec_start_argv;
+use provision::desired::{Component, DesiredHost};
+use provision::render::{Templates, paths, render};
+
+fn host<'a>(hosts: &'a [DesiredHost], name: &str) -> &'a DesiredHost {
+    hosts.iter().find(|h| h.host == name).unwrap_or_else(|| panic!("no host {name}"))
+}
+
+fn units(h: &DesiredHost) -> Vec<&str> {
+    h.units.iter().map(|u| u.name.as_str()).collect()
+}
+
+fn all_rendered() -> Vec<(String, provision::render::Rendered)> {
+    let t = Templates::embedded().unwrap();
+    let mut out = Vec::new();
+    for (name, inv) in [
+        ("lab", inventory("lab")),
+        ("lab+kubernetes", with_kubernetes(inventory("lab"))),
+        ("vagrant", inventory("vagrant")),
+        ("ha", inventory("ha")),
+    ] {
+        let pki = fixture_pki(&inv);
+        let r = render(&inv, &pki, &t).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_eq!(
+            r.desired.hosts.iter().map(|h| h.host.clone()).collect::<Vec<_>>(),
+            inv.hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
+            "{name}: one desired host per inventory host, in order"
+        );
+        out.push((name.to_string(), r));
+    }
+    out
+}
+
+#[test]
+fn ha_hosts_get_what_their_roles_need() {
+    let inv = inventory("ha");
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    assert!(!r.kubernetes_skipped());
+    let cp1 = host(&r.desired.hosts, "cp1");
+    assert_eq!(
+        units(cp1),
+        vec![
+            "etcd.service",
+            "kube-apiserver.service",
+            "kube-controller-manager.service",
+            "kube-proxy.service",
+            "kube-scheduler.service",
+            "kubelet.service"
+        ]
+    );
+    for p in [
+        paths::CA_KEY,
+        paths::ADMIN_CONF,
+        paths::SUPER_ADMIN_CONF,
+        paths::ENCRYPTION_CONFIG,
+        paths::AUDIT_POLICY,
+        paths::ETCD_SERVER_KEY,
+        paths::ETCD_CA_FOR_APISERVER,
+        paths::KUBELET_CONFIG,
+    ] {
+        assert!(cp1.file(p).is_some(), "cp1 lacks {p}");
+    }
+    let w1 = host(&r.desired.hosts, "worker1");
+    assert_eq!(units(w1), vec!["kube-proxy.service", "kubelet.service"]);
+    for p in [paths::CA_KEY, paths::ADMIN_CONF, paths::SA_KEY, paths::ETCD_SERVER_KEY, paths::ENCRYPTION_CONFIG] {
+        assert!(w1.file(p).is_none(), "worker1 must not get {p}");
+    }
+    assert!(w1.file(paths::CA_CRT).is_some() && w1.file(paths::KUBELET_KEY).is_some());
+    assert!(w1.users.is_empty(), "no etcd user on a worker");
+    assert_eq!(cp1.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), vec!["etcd"]);
+}
+
+#[test]
+fn skip_renders_only_the_etcd_tier_and_says_so() {
+    let inv = inventory("lab");
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    assert!(r.kubernetes_skipped());
+    assert!(r.skipped[0].why.contains("artifacts.kubernetes"));
+    for h in &r.desired.hosts {
+        assert_eq!(units(h), vec!["etcd.service"], "{}", h.host);
+        assert!(h.files.iter().all(|f| f.component == Component::Etcd), "{}", h.host);
+        assert!(h.files.iter().all(|f| !f.path.starts_with("/etc/kubernetes")), "{}", h.host);
+        let unit = String::from_utf8(h.file("/etc/systemd/system/etcd.service").unwrap().content.to_vec()).unwrap();
+        assert!(unit.contains("ExecStart=/usr/bin/etcd \\"), "preinstalled etcd runs /usr/bin/etcd");
+        assert!(unit.contains("--heartbeat-interval=250") && unit.contains("--election-timeout=2500"));
+    }
+    // Downloaded etcd runs from /usr/local/bin.
+    let inv = inventory("vagrant");
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    let unit = host(&r.desired.hosts, "node1").file("/etc/systemd/system/etcd.service").unwrap();
+    assert!(String::from_utf8_lossy(&unit.content).contains("ExecStart=/usr/local/bin/etcd \\"));
+}
+
+#[test]
+fn modes_owners_and_secret_flags() {
+    for (name, r) in all_rendered() {
+        for h in &r.desired.hosts {
+            let ctx = format!("{name}/{}", h.host);
+            for f in &h.files {
+                if f.path.ends_with(".key") || f.path.ends_with(".conf") || f.path.ends_with("kubeconfig") {
+                    assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
+                    assert!(f.secret, "{ctx}: {} must be secret", f.path);
+                }
+                if f.path.ends_with(".crt") || f.path.ends_with(".pub") {
+                    assert_eq!(f.mode, 0o644, "{ctx}: {}", f.path);
+                }
+                if f.path.starts_with("/etc/kubernetes/") || f.path.starts_with("/etc/systemd/") {
+                    assert_eq!((f.owner.as_str(), f.group.as_str()), ("root", "root"), "{ctx}: {}", f.path);
+                }
+                if f.path.starts_with("/etc/etcd/pki/") {
+                    assert_eq!((f.owner.as_str(), f.group.as_str()), ("etcd", "etcd"), "{ctx}: {}", f.path);
+                }
+                if f.path.starts_with("/etc/systemd/system/") {
+                    assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
+                }
+                let text = String::from_utf8_lossy(&f.content);
+                if text.contains("PRIVATE KEY") || text.contains("client-key-data") || text.contains("secret:") {
+                    assert!(f.secret && f.mode == 0o600, "{ctx}: {} holds key material", f.path);
+                }
+            }
+            if let Some(f) = h.file(paths::ENCRYPTION_CONFIG) {
+                assert!(f.secret && f.mode == 0o600, "{ctx}");
+            }
+            for d in &h.dirs {
+                if d.path == "/var/lib/etcd" {
+                    assert_eq!((d.mode, d.owner.as_str(), d.group.as_str()), (0o700, "etcd", "etcd"), "{ctx}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn yaml_files_parse_and_flags_are_flag_equals_value() {
+    for (name, r) in all_rendered() {
+        for h in &r.desired.hosts {
+            for f in &h.files {
+                let ctx = format!("{name}/{}: {}", h.host, f.path);
+                let text = std::str::from_utf8(&f.content).unwrap_or_else(|_| panic!("{ctx} is not UTF-8"));
+                if f.path.ends_with(".yaml") || f.path.ends_with(".conf") || f.path.ends_with("kubeconfig") {
+                    let doc: serde_yaml_ng::Value =
+                        serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{ctx}: not YAML: {e}"));
+                    assert!(doc.get("apiVersion").is_some() && doc.get("kind").is_some(), "{ctx}");
+                }
+                if f.path.ends_with(".service") {
+                    assert!(!text.contains("{{") && !text.contains("{%"), "{ctx}");
+                    let argv = exec_start_argv(text).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    for arg in &argv[1..] {
+                        assert!(arg.starts_with("--") && arg.contains('='), "{ctx}: {arg} is not --flag=value");
+                        assert!(!arg.ends_with('='), "{ctx}: {arg} has an empty value");
+                    }
+                    // One flag per line: every continuation line holds exactly one argument.
+                    for line in text.lines().filter(|l| l.starts_with("  --")) {
+                        assert_eq!(line.trim_end_matches(" \\").split_whitespace().count(), 1, "{ctx}: {line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn etcd_cluster_wiring() {
+    let inv = inventory("ha");
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    let cp2 = host(&r.desired.hosts, "cp2");
+    let view = provision::cis::HostView::from_desired(cp2).unwrap();
+    assert_eq!(
+        view.flag("etcd", "initial-cluster"),
+        Some("cp1=https://10.0.0.11:2380,cp2=https://10.0.0.12:2380,cp3=https://10.0.0.13:2380")
+    );
+    assert_eq!(view.flag("etcd", "listen-client-urls"), Some("https://10.0.0.12:2379,https://127.0.0.1:2379"));
+    assert_eq!(view.flag("etcd", "advertise-client-urls"), Some("https://10.0.0.12:2379"));
+    assert_eq!(view.flag("etcd", "listen-peer-urls"), Some("https://10.0.0.12:2380"));
+    assert_eq!(view.flag("etcd", "quota-backend-bytes"), Some("4294967296"));
+    assert_eq!(
+        view.flag("kube-apiserver", "etcd-servers"),
+        Some("https://10.0.0.11:2379,https://10.0.0.12:2379,https://10.0.0.13:2379")
+    );
+    assert_eq!(view.flag("kube-apiserver", "advertise-address"), Some("10.0.0.12"));
+    assert_eq!(view.flag("kube-apiserver", "bind-address"), Some("10.0.0.12"));
+    assert_eq!(view.flag("kube-apiserver", "audit-log-maxage"), Some("90"));
+    // The scheduler and controller-manager reach their own host's apiserver.
+    let conf = String::from_utf8(cp2.file(paths::SCHEDULER_CONF).unwrap().content.to_vec()).unwrap();
+    assert!(conf.contains("server: https://10.0.0.12:6443"), "{conf}");
+    let kubelet = String::from_utf8(host(&r.desired.hosts, "worker2").file(paths::KUBELET_KUBECONFIG).unwrap().content.to_vec()).unwrap();
+    assert!(kubelet.contains("server: https://api.prod.example.internal:6443"));
+}
+
+#[test]
+fn encryption_config_uses_the_chosen_provider_first_and_the_pki_key() {
+    use base64::Engine as _;
+    for (inv_name, provider) in [("vagrant", "secretbox"), ("ha", "aescbc")] {
+        let inv = inventory(inv_name);
+        let pki = fixture_pki(&inv);
+        let r = render(&inv, &pki, &Templates::embedded().unwrap()).unwrap();
+        let f = r.desired.hosts[0].file(paths::ENCRYPTION_CONFIG).unwrap();
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&f.content).unwrap();
+        let providers = doc["resources"][0]["providers"].as_sequence().unwrap();
+        assert_eq!(providers.len(), 2);
+        let first = &providers[0][provider]["keys"][0]["secret"];
+        let key = base64::engine::general_purpose::STANDARD.decode(first.as_str().unwrap()).unwrap();
+        assert_eq!(key.as_slice(), pki.encryption_key.as_slice());
+        assert!(providers[1].get("identity").is_some(), "identity comes last");
+    }
+}
+
+#[test]
+fn units_watch_what_they_read() {
+    let inv = inventory("ha");
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    let cp1 = host(&r.desired.hosts, "cp1");
+    for u in &cp1.units {
+        assert!(u.watches.contains(&paths::unit_path(&u.name)), "{} watches its unit file", u.name);
+        // Every file named on the command line that this host has is watched.
+        let unit = cp1.file(&paths::unit_path(&u.name)).unwrap();
+        let argv = exec_start_argv(std::str::from_utf8(&unit.content).unwrap()).unwrap();
+        for arg in &argv[1..] {
+            let value = arg.split_once('=').map(|(_, v)| v).unwrap_or("");
+            if cp1.file(value).is_some() {
+                assert!(u.watches.iter().any(|w| w == value), "{} does not watch {value}", u.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn template_override_replaces_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = Templates::embedded_text("eventratelimit.yaml").unwrap().replace("qps: 50", "qps: 77");
+    std::fs::write(dir.path().join("eventratelimit.yaml"), custom).unwrap();
+    let t = Templates::with_overrides(dir.path()).unwrap();
+    let inv = inventory("ha");
+    let r = render(&inv, &fixture_pki(&inv), &t).unwrap();
+    let f = r.desired.hosts[0].file(paths::EVENT_RATE_LIMIT_CONFIG).unwrap();
+    assert!(String::from_utf8_lossy(&f.content).contains("qps: 77"));
+    assert_eq!(r.overridden_templates.len(), 1);
+
+    std::fs::write(dir.path().join("etcd.service"), "ExecStart=/usr/bin/etcd --name={{ host.nmae }}\n").unwrap();
+    let t = Templates::with_overrides(dir.path()).unwrap();
+    let err = format!("{:#}", render(&inv, &fixture_pki(&inv), &t).unwrap_err());
+    assert!(err.contains("etcd.service") && err.contains("nmae"), "{err}");
+}
+
+#[test]
+fn missing_certificate_is_a_clear_error() {
+    let inv = inventory("ha");
+    let mut pki = fixture_pki(&inv);
+    pki.certs.remove(&provision::pki::CertId::EtcdPeer("cp3".into()));
+    let err = format!("{:#}", render(&inv, &pki, &Templates::embedded().unwrap()).unwrap_err());
+    assert!(err.contains("etcd peer (cp3)"), "{err}");
+}
+
+#[test]
+fn unsafe_inventory_values_are_refused() {
+    let mut inv = inventory("ha");
+    inv.etcd.data_dir = "/var/lib/etcd --force-new-cluster".into();
+    let err = format!("{:#}", render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap_err());
+    assert!(err.contains("etcd.data_dir"), "{err}");
+    let mut inv = inventory("ha");
+    inv.cluster.kubernetes_version = "1.29.0".into();
+    let err = format!("{:#}", render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap_err());
+    assert!(err.contains("1.29.0") && err.contains("1.32"), "{err}");
+}
+
+#[test]
+fn same_inputs_render_identically() {
+    let inv = inventory("ha");
+    let pki = fixture_pki(&inv);
+    let t = Templates::embedded().unwrap();
+    let a = render(&inv, &pki, &t).unwrap();
+    let b = render(&inv, &pki, &t).unwrap();
+    for (x, y) in a.desired.hosts.iter().zip(&b.desired.hosts) {
+        assert_eq!(serde_json::to_string(x).unwrap(), serde_json::to_string(y).unwrap());
+        for (f, g) in x.files.iter().zip(&y.files) {
+            assert_eq!(f.content, g.content, "{}", f.path);
+        }
+    }
+}
