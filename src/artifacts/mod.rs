@@ -33,7 +33,7 @@ pub use catalog::{Arch, BIN_DIR, Binary, Tier, etcd_tarball_name, etcd_tarball_u
 pub use checksum::{Mismatch, sha256_hex};
 pub use host_files::{add_placeholders, arches_from_machines, fill, files_for, wanted};
 pub use local_dir::SUMS_FILE;
-pub use progress::Progress;
+pub use progress::{Progress, human_bytes};
 pub use resolve::{Options, SourceChoice, export_to, resolve, resolve_with};
 
 /// The binaries of one cluster, per architecture, verified and in memory.

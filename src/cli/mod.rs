@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod apply;
+pub mod artifacts;
 mod exit;
 pub mod lab;
 pub mod output;
@@ -44,6 +45,9 @@ pub enum Command {
     /// Write every host's files (units, configs, certificates) into a directory, with a
     /// manifest, without touching any host.
     Render(render::RenderArgs),
+    /// The Kubernetes and etcd binaries: `artifacts fetch` downloads and verifies them
+    /// into the cache (and `--to DIR` prepares a directory for air-gapped sites).
+    Artifacts(artifacts::ArtifactsArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -57,6 +61,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(&args, cli.output),
         Command::Certs(args) => certs::run(args, cli.output),
         Command::Render(args) => render::run(args, cli.output),
+        Command::Artifacts(args) => artifacts::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }
