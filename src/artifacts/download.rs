@@ -193,8 +193,11 @@ fn check_status(url: &str, status: u16, reason: Option<&str>) -> Result<(), Fetc
 
 fn transport(url: &str, e: ureq::Error) -> FetchError {
     let hint = match &e {
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) if is_loopback_url(url) => {
+            " (nothing answers there: is the local mirror running?)"
+        }
         ureq::Error::HostNotFound => " (DNS lookup failed: is this machine online? behind a proxy, set HTTPS_PROXY)",
-        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => " (behind a proxy, set HTTPS_PROXY)",
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => " (cannot connect: check the base URL; behind a proxy, set HTTPS_PROXY)",
         ureq::Error::Timeout(_) => " (the server did not answer in time)",
         _ => "",
     };
@@ -238,5 +241,6 @@ mod tests {
         let e = Http::new().get_text(&url).unwrap_err();
         assert!(matches!(e, FetchError::Transport { .. }), "{e}");
         assert!(e.to_string().starts_with(&url), "{e}");
+        assert!(e.to_string().ends_with("(nothing answers there: is the local mirror running?)"), "{e}");
     }
 }

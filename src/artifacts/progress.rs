@@ -54,17 +54,6 @@ impl Progress {
         };
         Bar { bar, label: label.to_string(), started: Instant::now(), lines: self.lines }
     }
-
-    /// A message above the bars (or a plain stderr line).
-    pub fn note(&self, text: &str) {
-        match &self.multi {
-            Some(m) => {
-                let _ = m.println(text);
-            }
-            None if self.lines => eprintln!("{text}"),
-            None => {}
-        }
-    }
 }
 
 impl Bar {

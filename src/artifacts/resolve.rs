@@ -322,10 +322,8 @@ impl<'a> Ctx<'a> {
     /// A verified file from the cache (downloading it when needed).
     fn cached(&self, item: Remote, out: &mut JobOut) -> anyhow::Result<(Vec<u8>, String, Origin)> {
         let got = cache::ensure(&self.http, &item, &self.progress)?;
-        if let Some(r) = got.repaired {
-            self.progress.note(&r);
-            out.notes.push(r);
-        }
+        // Reported with the other notes by the caller (plan's preamble, fetch's table).
+        out.notes.extend(got.repaired);
         let origin = Origin {
             source: if got.downloaded { SourceKind::Download } else { SourceKind::Cache },
             path: got.path,
