@@ -164,8 +164,15 @@ fn killed_applies_converge() {
     let inventory = inv(&lab);
     let desired = desired(&lab.inventory);
     let mut rng = rand::thread_rng();
+    // Kill inside the execution, not while still connecting: offset the random delay by
+    // what computing the plan takes on this machine.
+    let t = std::time::Instant::now();
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 2, "{plan}");
+    let planning = t.elapsed().as_millis() as u64;
+    let mut remaining = vec![plan["changes"].as_u64().unwrap()];
     for run in 0..5 {
-        let delay = rng.gen_range(50..=1500);
+        let delay = planning + rng.gen_range(50..=1500);
         let mut child = Command::new(provision_bin())
             .args(["apply", inventory])
             .stdin(Stdio::null())
@@ -177,8 +184,34 @@ fn killed_applies_converge() {
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        eprintln!("run {run}: SIGKILL after {delay} ms{}", if finished { " (it had already finished)" } else { "" });
+        let (_, plan) = plan_json(inventory);
+        remaining.push(plan["changes"].as_u64().unwrap());
+        eprintln!(
+            "run {run}: SIGKILL after {delay} ms{}; changes still pending: {}",
+            if finished { " (it had already finished)" } else { "" },
+            remaining.last().unwrap()
+        );
     }
+    eprintln!("pending changes after each kill: {remaining:?}");
+    // Ctrl-C (SIGINT): the steps in flight finish, the run stops with 130.
+    let child = Command::new(provision_bin())
+        .args(["apply", inventory])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(rng.gen_range(300..=800)));
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    match code(&out) {
+        130 => assert!(text(&out).contains("interrupted"), "{}", text(&out)),
+        0 => eprintln!("the SIGINT run finished before the signal"),
+        other => panic!("SIGINT: exit {other}: {}", text(&out)),
+    }
+    eprintln!("SIGINT run: exit {}", code(&out));
+
     let out = apply_ok(inventory);
     eprintln!("converging apply:\n{out}");
     assert_eq!(temp_files(&lab, &desired), "", "temp files left behind");

@@ -46,7 +46,7 @@ pub fn run(args: &PlanArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         let plan = prepared.plan_apply();
         print_plan(&prepared, &plan, format)?;
         prepared.close().await;
-        exit_code(&plan)
+        exit_code(&plan, format)
     })
 }
 
@@ -75,14 +75,13 @@ pub fn print_preamble(prepared: &Prepared) {
 }
 
 /// 1 when a host failed preflight (the message names them), 2 with pending changes, else 0.
-pub fn exit_code(plan: &Plan) -> anyhow::Result<ExitCode> {
+pub fn exit_code(plan: &Plan, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let failed = plan.failed_hosts();
     if !failed.is_empty() {
-        return Err(Failure::new(
-            ExitCode::ERROR,
-            format!("cannot plan for {}: see the problems above", failed.join(", ")),
-        )
-        .into());
+        let mut f = Failure::new(ExitCode::ERROR, format!("cannot plan for {}: see the problems above", failed.join(", ")));
+        // The JSON plan on stdout already names the problems: no second JSON document.
+        f.printed = format == OutputFormat::Json;
+        return Err(f.into());
     }
     Ok(if plan.is_empty() { ExitCode::OK } else { ExitCode(2) })
 }

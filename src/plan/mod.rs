@@ -82,3 +82,61 @@ impl Plan {
         self.changes = self.phases.iter().flat_map(|p| &p.hosts).map(|h| h.actions.len()).sum();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::desired::{Component, DesiredHost, DesiredState, ManagedFile, ManagedUnit};
+    use crate::plan::facts::HostFacts;
+
+    /// The JSON shape scripts rely on: keys and their nesting, not the values.
+    #[test]
+    fn plan_json_has_a_stable_shape() {
+        let host = DesiredHost {
+            host: "node1".into(),
+            users: vec![],
+            dirs: vec![],
+            files: vec![ManagedFile {
+                path: "/etc/etcd/pki/server.key".into(),
+                mode: 0o600,
+                owner: "etcd".into(),
+                group: "etcd".into(),
+                content: Arc::new(b"-----BEGIN PRIVATE KEY-----".to_vec()),
+                secret: true,
+                component: Component::Etcd,
+            }],
+            units: vec![ManagedUnit {
+                name: "etcd.service".into(),
+                component: Component::Etcd,
+                watches: vec!["/etc/etcd/pki/server.key".into()],
+            }],
+        };
+        let facts = BTreeMap::from([("node1".to_string(), HostFacts::default())]);
+        let report = HostReport {
+            host: "node1".into(),
+            address: "127.0.1.1".into(),
+            os: Some("Debian".into()),
+            arch: Some("x86_64".into()),
+            systemd: Some(252),
+            problems: vec![],
+            warnings: vec![],
+        };
+        let plan = diff::plan_apply("lab", vec![report], &DesiredState { hosts: vec![host] }, &facts);
+        let v = serde_json::to_value(&plan).unwrap();
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&v), ["changes", "cluster", "hosts", "kind", "phases"]);
+        assert_eq!(keys(&v["hosts"][0]), ["address", "arch", "host", "os", "problems", "systemd", "warnings"]);
+        assert_eq!(v["phases"][0]["phase"], "preflight");
+        let etcd = &v["phases"][1];
+        assert_eq!(keys(etcd), ["hosts", "phase", "waits"]);
+        assert_eq!(etcd["phase"], "etcd");
+        let write = &etcd["hosts"][0]["actions"][0];
+        assert_eq!(keys(write), ["action", "group", "mode", "owner", "path", "secret", "sha256", "size", "why"]);
+        assert_eq!(etcd["waits"][0]["wait"], "units-active");
+        assert_eq!(etcd["waits"][1]["wait"], "etcd-quorum");
+        assert!(!v.to_string().contains("BEGIN PRIVATE KEY"));
+    }
+}

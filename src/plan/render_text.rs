@@ -70,7 +70,9 @@ pub fn render(plan: &Plan) -> String {
 /// The last line: what the run amounts to.
 pub fn summary(plan: &Plan) -> String {
     let failed = plan.failed_hosts();
-    let mut s = if plan.changes == 0 {
+    let mut s = if plan.changes == 0 && !failed.is_empty() {
+        "no changes planned on the hosts that answered".to_string()
+    } else if plan.changes == 0 {
         match plan.kind {
             PlanKind::Apply if plan.is_empty() => "0 changes: hosts are up to date".to_string(),
             PlanKind::Apply => "0 changes; waiting for units that are still starting".to_string(),

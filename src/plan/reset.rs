@@ -42,8 +42,13 @@ pub fn plan_reset(
         }
     }
     // Reverse dependency order: kubelet first, base (shared files, directories) last.
-    let mut order = phases_of(desired);
-    order.retain(|p| *p != Phase::Preflight);
+    // Directories are removed in the base phase even when the desired state has no base
+    // component (etcd only): every phase with actions is kept.
+    let present = phases_of(desired);
+    let mut order: Vec<Phase> = Phase::ALL
+        .into_iter()
+        .filter(|p| *p != Phase::Preflight && (present.contains(p) || per_phase.contains_key(p)))
+        .collect();
     order.reverse();
     order.insert(0, Phase::Preflight);
     let phases = order
@@ -224,6 +229,20 @@ mod tests {
         let acts = flat(&a);
         assert!(!acts.iter().any(|s| s.starts_with("remove-dir")), "{acts:?}");
         assert!(notes.iter().any(|n| n.contains("operator-notes.txt")), "{notes:?}");
+    }
+
+    #[test]
+    fn directories_are_removed_even_without_a_base_component() {
+        let d = desired();
+        assert!(d.dirs.iter().all(|x| x.component == Component::Etcd));
+        let facts = BTreeMap::from([("node1".to_string(), installed())]);
+        let opts = ResetOptions { purge_data_dir: None, data_dir: "/var/lib/etcd" };
+        let plan = plan_reset("lab", vec![], &DesiredState { hosts: vec![d] }, &facts, &opts);
+        let phases: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(phases, [Phase::Preflight, Phase::Etcd, Phase::Base]);
+        let base = &plan.phases[2].hosts[0].actions;
+        assert_eq!(base.len(), 2, "{base:?}");
+        assert_eq!(plan.changes, 7);
     }
 
     #[test]
