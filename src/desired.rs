@@ -56,7 +56,7 @@ pub struct ManagedDir {
     pub component: Component,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ManagedFile {
     /// Absolute path on the host.
     pub path: String,
@@ -82,9 +82,82 @@ pub struct ManagedUnit {
 }
 
 impl ManagedFile {
+    /// The content's sha256 (what the plan compares with the host's). Large contents
+    /// (binaries, shared by every host through one `Arc`) are hashed once per process.
     pub fn sha256_hex(&self) -> String {
-        use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(self.content.as_slice()))
+        sha256_memo::of(&self.content)
+    }
+}
+
+/// Never the content: it may be a private key (and a binary would flood the output).
+impl std::fmt::Debug for ManagedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("secret", &self.secret)
+            .field("component", &self.component)
+            .finish()
+    }
+}
+
+mod sha256_memo {
+    //! Why: the plan hashes every desired file, per host; a 90 MB kube-apiserver on
+    //! three control-plane hosts would be hashed six times per plan. Keyed by the `Arc`'s
+    //! allocation: while a `Weak` to it lives, the allocation cannot be reused or mutated
+    //! (`Arc::get_mut` refuses, `make_mut` moves the data), so a live entry is exact.
+    use std::sync::{Arc, Mutex, Weak};
+
+    use sha2::{Digest, Sha256};
+
+    /// Smaller contents are cheaper to hash than to look up.
+    const MEMO_FROM_BYTES: usize = 1 << 20;
+
+    static MEMO: Mutex<Vec<(Weak<Vec<u8>>, String)>> = Mutex::new(Vec::new());
+
+    pub fn of(content: &Arc<Vec<u8>>) -> String {
+        if content.len() < MEMO_FROM_BYTES {
+            return hex::encode(Sha256::digest(content.as_slice()));
+        }
+        let find = |memo: &Vec<(Weak<Vec<u8>>, String)>| {
+            memo.iter().find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(content))).map(|(_, h)| h.clone())
+        };
+        if let Some(h) = MEMO.lock().ok().and_then(|m| find(&m)) {
+            return h;
+        }
+        let h = hex::encode(Sha256::digest(content.as_slice()));
+        if let Ok(mut memo) = MEMO.lock() {
+            memo.retain(|(w, _)| w.strong_count() > 0);
+            if find(&memo).is_none() {
+                memo.push((Arc::downgrade(content), h.clone()));
+            }
+        }
+        h
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn memo_is_per_allocation_and_exact() {
+            let a = Arc::new(vec![1u8; MEMO_FROM_BYTES]);
+            let b = Arc::new(vec![2u8; MEMO_FROM_BYTES]);
+            let want = |v: &Arc<Vec<u8>>| hex::encode(Sha256::digest(v.as_slice()));
+            assert_eq!(of(&a), want(&a));
+            assert_eq!(of(&a.clone()), want(&a));
+            assert_eq!(of(&b), want(&b));
+            // Mutation through make_mut moves the data away from the memoised allocation.
+            let mut c = a.clone();
+            drop(a);
+            Arc::make_mut(&mut c)[0] = 9;
+            assert_eq!(of(&c), want(&c));
+            // Small contents are hashed directly.
+            assert_eq!(of(&Arc::new(b"hello".to_vec())), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        }
     }
 }
 

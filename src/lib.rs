@@ -4,6 +4,7 @@
 //! inventory -> pki -> render (desired state) -> ssh (facts) -> plan -> apply phases -> verify.
 
 pub mod apply;
+pub mod artifacts;
 pub mod cis;
 pub mod cli;
 pub mod desired;

@@ -48,7 +48,7 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let opts = PipelineOptions { templates: args.templates.clone() };
+    let opts = PipelineOptions { templates: args.templates.clone(), ..Default::default() };
     runtime()?.block_on(async {
         let cancel = Cancel::on_ctrl_c();
         let prepared = pipeline::prepare(&args.inventory, &opts).await?;

@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod apply;
 mod etcd;
+pub mod artifacts;
 mod exit;
 pub mod lab;
 pub mod output;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Prove the cluster is what we claim: TLS, RBAC, encryption at rest, etcd snapshots,
     /// CIS checks on the running hosts (exit 0 all passed, 1 a check failed, 2 could not run).
     Verify(verify::VerifyArgs),
+    /// The Kubernetes and etcd binaries: `artifacts fetch` downloads and verifies them
+    /// into the cache (and `--to DIR` prepares a directory for air-gapped sites).
+    Artifacts(artifacts::ArtifactsArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -66,6 +70,7 @@ pub fn main() -> i32 {
         Command::Certs(args) => certs::run(args, cli.output),
         Command::Render(args) => render::run(args, cli.output),
         Command::Verify(args) => verify::run(&args, cli.output),
+        Command::Artifacts(args) => artifacts::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }

@@ -40,7 +40,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: &PlanArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let opts = PipelineOptions { templates: args.templates.clone() };
+    let opts = PipelineOptions { templates: args.templates.clone(), ..Default::default() };
     runtime()?.block_on(async {
         let prepared = pipeline::prepare(&args.inventory, &opts).await?;
         let plan = prepared.plan_apply();
@@ -68,6 +68,9 @@ pub fn print_preamble(prepared: &Prepared) {
     }
     for s in &prepared.skipped {
         eprintln!("note: not rendered: {s}");
+    }
+    for n in &prepared.artifact_notes {
+        eprintln!("note: binaries: {n}");
     }
 }
 

@@ -51,7 +51,7 @@ pub fn run(args: &ResetArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let opts = PipelineOptions { templates: args.templates.clone() };
+    let opts = PipelineOptions { templates: args.templates.clone(), binary_paths_only: true };
     runtime()?.block_on(async {
         let cancel = Cancel::on_ctrl_c();
         let prepared = pipeline::prepare(&args.inventory, &opts).await?;

@@ -11,6 +11,7 @@ use super::Plan;
 use super::diff::plan_apply;
 use super::reset::{ResetOptions, plan_reset};
 use crate::apply::phases::preflight::{self, ExtraPaths, Gathered};
+use crate::artifacts;
 use crate::desired::{Component, DesiredState};
 use crate::inventory::{self, Inventory};
 use crate::pki::Pki;
@@ -21,6 +22,9 @@ use crate::state::StateDir;
 pub struct PipelineOptions {
     /// Directory of template overrides (`--templates`).
     pub templates: Option<PathBuf>,
+    /// Only the binaries' paths, not their content: `reset` removes them and must not
+    /// download anything.
+    pub binary_paths_only: bool,
 }
 
 /// Everything up to (and including) the facts: a plan is a pure function of this.
@@ -31,6 +35,8 @@ pub struct Prepared {
     pub desired: DesiredState,
     /// Parts render left out on purpose (e.g. artifacts.kubernetes = "skip"), as text.
     pub skipped: Vec<String>,
+    /// What the binaries' resolution wants the operator to know (unverified files, ...).
+    pub artifact_notes: Vec<String>,
     pub gathered: Gathered,
     pub timings: Timings,
 }
@@ -40,6 +46,8 @@ pub struct Prepared {
 pub struct Timings {
     pub load_pki_render: Duration,
     pub connect_and_facts: Duration,
+    /// Downloading or reading and verifying the binaries.
+    pub artifacts: Duration,
 }
 
 impl Prepared {
@@ -80,21 +88,42 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
     let templates = Templates::load(opts.templates.as_deref())?;
     let rendered = render::render(inv, &pki, &templates).context("rendering the hosts' files")?;
     let skipped = rendered.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
-    let desired = rendered.desired;
+    let mut desired = rendered.desired;
+    // The binaries' paths join before the facts (so the facts cover them); their
+    // content, which depends on each host's architecture, after.
+    artifacts::add_placeholders(&mut desired, inv)?;
     let load_pki_render = t.elapsed();
 
     let t = Instant::now();
     let extra = extra_paths(inv, &desired);
     let gathered = preflight::gather(inv, &inventory_dir(&loaded.path), &state, &desired, &extra).await;
-    let timings = Timings { load_pki_render, connect_and_facts: t.elapsed() };
+    let connect_and_facts = t.elapsed();
+
+    let t = Instant::now();
+    let artifact_notes = if opts.binary_paths_only || gathered.facts.is_empty() {
+        // reset, or no host reached (the plan fails for all of them): nothing to fetch.
+        Vec::new()
+    } else {
+        let machines = gathered.facts.iter().map(|(h, f)| (h.clone(), f.arch.clone())).collect();
+        let arches = artifacts::arches_from_machines(inv, &machines)?;
+        let for_resolve = loaded.clone();
+        // Blocking downloads and hashing: off the async workers that hold the SSH sessions.
+        let resolved = tokio::task::spawn_blocking(move || artifacts::resolve(&for_resolve, &arches))
+            .await
+            .context("resolving the binaries")??;
+        artifacts::fill(&mut desired, &resolved, inv)?;
+        resolved.notes
+    };
+    let timings = Timings { load_pki_render, connect_and_facts, artifacts: t.elapsed() };
     if std::env::var_os("PROVISION_TIMINGS").is_some() {
         eprintln!(
-            "timings: load+pki+render {:.0} ms, connect+facts {:.0} ms",
+            "timings: load+pki+render {:.0} ms, connect+facts {:.0} ms, binaries {:.0} ms",
             timings.load_pki_render.as_secs_f64() * 1000.0,
-            timings.connect_and_facts.as_secs_f64() * 1000.0
+            timings.connect_and_facts.as_secs_f64() * 1000.0,
+            timings.artifacts.as_secs_f64() * 1000.0
         );
     }
-    Ok(Prepared { loaded, state, pki, desired, skipped, gathered, timings })
+    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, timings })
 }
 
 /// The etcd data dir on etcd members: reset --purge-data removes it, so its state is
