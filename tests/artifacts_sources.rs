@@ -427,3 +427,44 @@ fn fetch_then_export_feeds_the_directory_source() {
         assert_eq!(r.content.as_slice(), published[r.binary.name()].as_slice());
     }
 }
+
+/// HTTPS is real TLS with certificate verification: a mirror whose certificate no
+/// trusted CA signed is refused (here `openssl s_server` with a self-signed one).
+#[test]
+fn https_mirror_with_an_untrusted_certificate_is_refused() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.7.3", "-addext", "subjectAltName=IP:127.0.7.3", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = std::net::TcpListener::bind("127.0.7.3:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.7.3:{port}"), "-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("ACCEPT"))), "s_server did not start");
+
+    let s = setup(&format!("kubernetes = \"download\"\netcd = \"preinstalled\"\nkubernetes_base_url = \"https://127.0.7.3:{port}\""));
+    let result = resolve(&s, &all_amd64());
+    let _ = server.kill();
+    let _ = server.wait();
+    let e = format!("{:#}", result.unwrap_err());
+    assert!(e.contains(&format!("https://127.0.7.3:{port}/release/v{K8S}/bin/linux/amd64/")), "{e}");
+    assert!(e.contains("not signed by a CA of the built-in Mozilla list"), "{e}");
+    assert!(!s.cache().join(format!("kubernetes/v{K8S}/amd64/kubelet")).exists());
+}
