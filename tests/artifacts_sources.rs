@@ -210,6 +210,43 @@ fn a_broken_transfer_leaves_no_file_and_the_next_run_resumes() {
 }
 
 #[test]
+fn a_server_without_range_support_gets_a_whole_download() {
+    let m = Mirror::start();
+    let published = m.publish(Arch::Amd64);
+    let path = Mirror::k8s_path(Arch::Amd64, "kubelet");
+    m.truncate(&path, 1000);
+    let s = from_mirror(&m);
+    assert!(resolve(&s, &all_amd64()).is_err());
+    assert_eq!(std::fs::metadata(s.k8s_cache(Arch::Amd64, "kubelet.part")).unwrap().len(), 1000);
+
+    m.heal(&path);
+    m.ignore_range(true);
+    let a = resolve(&s, &all_amd64()).unwrap();
+    assert_eq!(a.sets[&Arch::Amd64][&Binary::Kubelet].content.as_slice(), published["kubelet"].as_slice());
+    assert_eq!(std::fs::read(s.k8s_cache(Arch::Amd64, "kubelet")).unwrap(), published["kubelet"]);
+}
+
+#[test]
+fn a_stale_partial_download_of_another_file_is_discarded() {
+    let m = Mirror::start();
+    let published = m.publish(Arch::Amd64);
+    let s = from_mirror(&m);
+    // A .part left by an earlier run of a different release: its prefix does not fit.
+    let part = s.k8s_cache(Arch::Amd64, "kube-proxy.part");
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, vec![b'x'; 5000]).unwrap();
+
+    let before = m.hit_count();
+    let a = resolve(&s, &all_amd64()).unwrap();
+    assert_eq!(a.sets[&Arch::Amd64][&Binary::KubeProxy].content.as_slice(), published["kube-proxy"].as_slice());
+    // Resumed first (and failed the checksum), then fetched whole.
+    let path = Mirror::k8s_path(Arch::Amd64, "kube-proxy");
+    let ranges: Vec<Option<String>> = m.hits()[before..].iter().filter(|h| h.path == path).map(|h| h.range.clone()).collect();
+    assert_eq!(ranges, [Some("bytes=5000-".to_string()), None]);
+    assert!(!part.exists());
+}
+
+#[test]
 fn a_damaged_cached_file_is_detected_and_downloaded_again() {
     let m = Mirror::start();
     let published = m.publish(Arch::Amd64);
