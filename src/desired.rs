@@ -104,6 +104,14 @@ impl std::fmt::Debug for ManagedFile {
     }
 }
 
+/// Shares `bytes` as file content whose sha256 (`sha256`, computed by the caller from
+/// these very bytes) the plan will not compute again.
+pub(crate) fn shared_content_with_sha256(bytes: Vec<u8>, sha256: &str) -> Arc<Vec<u8>> {
+    let content = Arc::new(bytes);
+    sha256_memo::remember(&content, sha256);
+    content
+}
+
 mod sha256_memo {
     //! Why: the plan hashes every desired file, per host; a 90 MB kube-apiserver on
     //! three control-plane hosts would be hashed six times per plan. Keyed by the `Arc`'s
@@ -117,6 +125,20 @@ mod sha256_memo {
     const MEMO_FROM_BYTES: usize = 1 << 20;
 
     static MEMO: Mutex<Vec<(Weak<Vec<u8>>, String)>> = Mutex::new(Vec::new());
+
+    /// Records a digest the caller just computed from exactly `content`'s bytes (the
+    /// artifacts hash every binary when verifying it; the plan need not do it again).
+    pub fn remember(content: &Arc<Vec<u8>>, sha256: &str) {
+        if content.len() < MEMO_FROM_BYTES {
+            return;
+        }
+        if let Ok(mut memo) = MEMO.lock() {
+            memo.retain(|(w, _)| w.strong_count() > 0);
+            if !memo.iter().any(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(content))) {
+                memo.push((Arc::downgrade(content), sha256.to_string()));
+            }
+        }
+    }
 
     pub fn of(content: &Arc<Vec<u8>>) -> String {
         if content.len() < MEMO_FROM_BYTES {
@@ -155,6 +177,10 @@ mod sha256_memo {
             drop(a);
             Arc::make_mut(&mut c)[0] = 9;
             assert_eq!(of(&c), want(&c));
+            // A digest remembered with the content is what the plan gets.
+            let d = Arc::new(vec![3u8; MEMO_FROM_BYTES]);
+            remember(&d, &want(&d));
+            assert_eq!(of(&d), want(&d));
             // Small contents are hashed directly.
             assert_eq!(of(&Arc::new(b"hello".to_vec())), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         }

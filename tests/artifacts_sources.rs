@@ -210,6 +210,43 @@ fn a_broken_transfer_leaves_no_file_and_the_next_run_resumes() {
 }
 
 #[test]
+fn a_server_without_range_support_gets_a_whole_download() {
+    let m = Mirror::start();
+    let published = m.publish(Arch::Amd64);
+    let path = Mirror::k8s_path(Arch::Amd64, "kubelet");
+    m.truncate(&path, 1000);
+    let s = from_mirror(&m);
+    assert!(resolve(&s, &all_amd64()).is_err());
+    assert_eq!(std::fs::metadata(s.k8s_cache(Arch::Amd64, "kubelet.part")).unwrap().len(), 1000);
+
+    m.heal(&path);
+    m.ignore_range(true);
+    let a = resolve(&s, &all_amd64()).unwrap();
+    assert_eq!(a.sets[&Arch::Amd64][&Binary::Kubelet].content.as_slice(), published["kubelet"].as_slice());
+    assert_eq!(std::fs::read(s.k8s_cache(Arch::Amd64, "kubelet")).unwrap(), published["kubelet"]);
+}
+
+#[test]
+fn a_stale_partial_download_of_another_file_is_discarded() {
+    let m = Mirror::start();
+    let published = m.publish(Arch::Amd64);
+    let s = from_mirror(&m);
+    // A .part left by an earlier run of a different release: its prefix does not fit.
+    let part = s.k8s_cache(Arch::Amd64, "kube-proxy.part");
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, vec![b'x'; 5000]).unwrap();
+
+    let before = m.hit_count();
+    let a = resolve(&s, &all_amd64()).unwrap();
+    assert_eq!(a.sets[&Arch::Amd64][&Binary::KubeProxy].content.as_slice(), published["kube-proxy"].as_slice());
+    // Resumed first (and failed the checksum), then fetched whole.
+    let path = Mirror::k8s_path(Arch::Amd64, "kube-proxy");
+    let ranges: Vec<Option<String>> = m.hits()[before..].iter().filter(|h| h.path == path).map(|h| h.range.clone()).collect();
+    assert_eq!(ranges, [Some("bytes=5000-".to_string()), None]);
+    assert!(!part.exists());
+}
+
+#[test]
 fn a_damaged_cached_file_is_detected_and_downloaded_again() {
     let m = Mirror::start();
     let published = m.publish(Arch::Amd64);
@@ -426,4 +463,45 @@ fn fetch_then_export_feeds_the_directory_source() {
         assert!(r.origin.checksum_file.is_some(), "{r:?}");
         assert_eq!(r.content.as_slice(), published[r.binary.name()].as_slice());
     }
+}
+
+/// HTTPS is real TLS with certificate verification: a mirror whose certificate no
+/// trusted CA signed is refused (here `openssl s_server` with a self-signed one).
+#[test]
+fn https_mirror_with_an_untrusted_certificate_is_refused() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.7.3", "-addext", "subjectAltName=IP:127.0.7.3", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = std::net::TcpListener::bind("127.0.7.3:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.7.3:{port}"), "-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("ACCEPT"))), "s_server did not start");
+
+    let s = setup(&format!("kubernetes = \"download\"\netcd = \"preinstalled\"\nkubernetes_base_url = \"https://127.0.7.3:{port}\""));
+    let result = resolve(&s, &all_amd64());
+    let _ = server.kill();
+    let _ = server.wait();
+    let e = format!("{:#}", result.unwrap_err());
+    assert!(e.contains(&format!("https://127.0.7.3:{port}/release/v{K8S}/bin/linux/amd64/")), "{e}");
+    assert!(e.contains("not signed by a CA of the built-in Mozilla list"), "{e}");
+    assert!(!s.cache().join(format!("kubernetes/v{K8S}/amd64/kubelet")).exists());
 }

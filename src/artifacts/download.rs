@@ -192,7 +192,12 @@ fn check_status(url: &str, status: u16, reason: Option<&str>) -> Result<(), Fetc
 }
 
 fn transport(url: &str, e: ureq::Error) -> FetchError {
+    let text = e.to_string();
     let hint = match &e {
+        _ if text.contains("certificate") => {
+            " (the server's TLS certificate is not signed by a CA of the built-in Mozilla list: behind a \
+             TLS-inspecting proxy, use a mirror or the directory source)"
+        }
         ureq::Error::ConnectionFailed | ureq::Error::Io(_) if is_loopback_url(url) => {
             " (nothing answers there: is the local mirror running?)"
         }
@@ -201,7 +206,7 @@ fn transport(url: &str, e: ureq::Error) -> FetchError {
         ureq::Error::Timeout(_) => " (the server did not answer in time)",
         _ => "",
     };
-    FetchError::Transport { url: url.into(), message: format!("{e}{hint}") }
+    FetchError::Transport { url: url.into(), message: format!("{text}{hint}") }
 }
 
 /// http(s)://127.x.y.z, [::1] or localhost.

@@ -215,7 +215,7 @@ impl<'a> Ctx<'a> {
             }
         };
         check_elf(&bytes, arch, &what, &origin.path)?;
-        out.resolved.push(Resolved { binary, arch, size: bytes.len() as u64, content: Arc::new(bytes), sha256, origin });
+        out.resolved.push(Resolved { binary, arch, size: bytes.len() as u64, content: shared(bytes, &sha256), sha256, origin });
         Ok(out)
     }
 
@@ -272,7 +272,7 @@ impl<'a> Ctx<'a> {
                 binary,
                 arch,
                 size: bytes.len() as u64,
-                content: Arc::new(bytes),
+                content: shared(bytes, &sha256),
                 sha256,
                 origin: origin.clone(),
             });
@@ -311,7 +311,7 @@ impl<'a> Ctx<'a> {
                 binary: *binary,
                 arch,
                 size: found.bytes.len() as u64,
-                content: Arc::new(found.bytes),
+                content: shared(found.bytes, &found.sha256),
                 sha256: found.sha256,
                 origin: Origin { source: SourceKind::Directory, path: found.path, url: None, checksum_file: found.checksum_file },
             });
@@ -354,6 +354,12 @@ fn run_parallel(ctx: &Ctx<'_>, jobs: Vec<Job>) -> Vec<anyhow::Result<JobOut>> {
     });
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("a download worker stopped")))).collect()
+}
+
+/// The verified bytes, shared by every host, with the digest just computed from them
+/// (so the plan does not hash hundreds of megabytes again).
+fn shared(bytes: Vec<u8>, sha256: &str) -> Arc<Vec<u8>> {
+    crate::desired::shared_content_with_sha256(bytes, sha256)
 }
 
 fn check_elf(bytes: &[u8], arch: Arch, what: &str, path: &Path) -> anyhow::Result<()> {

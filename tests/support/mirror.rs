@@ -27,6 +27,8 @@ struct State {
     files: BTreeMap<String, Vec<u8>>,
     /// path -> bytes sent before the connection is closed (Content-Length stays full).
     truncate: BTreeMap<String, usize>,
+    /// Answer Range requests with the whole file (200), like servers without range support.
+    ignore_range: bool,
     hits: Vec<Hit>,
 }
 
@@ -78,6 +80,9 @@ impl Mirror {
     }
     pub fn heal(&self, path: &str) {
         self.state.lock().unwrap().truncate.remove(path);
+    }
+    pub fn ignore_range(&self, yes: bool) {
+        self.state.lock().unwrap().ignore_range = yes;
     }
     pub fn hits(&self) -> Vec<Hit> {
         self.state.lock().unwrap().hits.clone()
@@ -156,6 +161,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let (file, cut) = {
         let mut st = state.lock().unwrap();
         st.hits.push(Hit { path: path.clone(), range: range.clone() });
+        if st.ignore_range {
+            range = None;
+        }
         (st.files.get(&path).cloned(), st.truncate.get(&path).copied())
     };
     let mut out = conn;
