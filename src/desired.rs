@@ -81,6 +81,22 @@ pub struct ManagedUnit {
     pub watches: Vec<String>,
 }
 
+/// Debug never shows the content: it may be a private key (only its size and digest).
+impl std::fmt::Debug for ManagedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .field("size", &self.content.len())
+            .field("sha256", &self.sha256_hex())
+            .field("secret", &self.secret)
+            .field("component", &self.component)
+            .finish()
+    }
+}
+
 impl ManagedFile {
     /// The content's sha256 (what the plan compares with the host's). Large contents
     /// (binaries, shared by every host through one `Arc`) are hashed once per process.

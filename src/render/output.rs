@@ -115,16 +115,22 @@ pub struct HostSummary {
 pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> {
     prepare(out, r)?;
     let mut summary = Vec::new();
+    // Directories already created: creating files costs far more than computing them, so
+    // skip the redundant mkdir calls.
+    let mut made = std::collections::BTreeSet::new();
+    let mut ensure_dir = |p: &Path| -> anyhow::Result<()> {
+        if made.insert(p.to_path_buf()) { mkdir(p) } else { Ok(()) }
+    };
     for h in &r.desired.hosts {
         let root = out.join(&h.host);
-        mkdir(&root)?;
+        ensure_dir(&root)?;
         for d in &h.dirs {
-            mkdir(&under(&root, &d.path)?)?;
+            ensure_dir(&under(&root, &d.path)?)?;
         }
         for f in &h.files {
             let dest = under(&root, &f.path)?;
             if let Some(parent) = dest.parent() {
-                mkdir(parent)?;
+                ensure_dir(parent)?;
             }
             let mode = if f.secret { 0o600 } else { f.mode & 0o644 };
             write_file(&dest, &f.content, mode)?;
