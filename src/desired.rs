@@ -105,21 +105,6 @@ impl ManagedFile {
     }
 }
 
-/// Never the content: it may be a private key (and a binary would flood the output).
-impl std::fmt::Debug for ManagedFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagedFile")
-            .field("path", &self.path)
-            .field("mode", &format_args!("{:o}", self.mode))
-            .field("owner", &self.owner)
-            .field("group", &self.group)
-            .field("content", &format_args!("<{} bytes>", self.content.len()))
-            .field("secret", &self.secret)
-            .field("component", &self.component)
-            .finish()
-    }
-}
-
 /// Shares `bytes` as file content whose sha256 (`sha256`, computed by the caller from
 /// these very bytes) the plan will not compute again.
 pub(crate) fn shared_content_with_sha256(bytes: Vec<u8>, sha256: &str) -> Arc<Vec<u8>> {

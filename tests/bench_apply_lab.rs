@@ -124,11 +124,11 @@ fn bench_apply_on_lab_hosts() {
     // 9 etcd members: the same work per host as the 3-host run.
     let tmp = tempfile::tempdir().unwrap();
     let nine = tmp.path().join("lab9.toml");
-    let mut text = std::fs::read_to_string(&lab.inventory).unwrap();
+    let mut nine_hosts = std::fs::read_to_string(&lab.inventory).unwrap();
     for i in 4..=9 {
-        text.push_str(&format!("\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"etcd\"]\n"));
+        nine_hosts.push_str(&format!("\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"etcd\"]\n"));
     }
-    std::fs::write(&nine, text).unwrap();
+    std::fs::write(&nine, nine_hosts).unwrap();
     let status = Command::new("cp").arg("-a").arg(lab.inventory.parent().unwrap().join(".provision")).arg(tmp.path()).status().unwrap();
     assert!(status.success());
     let report = provision::lab::up(&Lab::system(), &UpOptions { hosts: 9, inventory: nine.clone() }, &Progress::for_stderr())
