@@ -97,9 +97,10 @@ pub async fn run_with_sessions(
     let material = Material::load(loaded)?;
     let limit = opts.timeout;
 
-    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Rbac, Group::Snapshot, Group::Encryption]
-        .iter()
-        .any(|g| opts.wants(*g));
+    // The API checks and the encryption keys need the hosts only when Kubernetes runs there.
+    let kubernetes = inv.artifacts.kubernetes != crate::inventory::KubernetesSource::Skip;
+    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Snapshot].iter().any(|g| opts.wants(*g))
+        || (kubernetes && (opts.wants(Group::Rbac) || opts.wants(Group::Encryption)));
     let (sessions, opened, unreachable) = if needs_ssh {
         connect_all(loaded, sessions).await
     } else {
@@ -134,8 +135,10 @@ pub async fn run_with_sessions(
         let (snapshot, encryption) = tokio::join!(snapshot, encryption);
         (health, encryption, snapshot)
     };
+    let wants_facts = [Group::Units, Group::Files, Group::Cis, Group::Rbac].iter().any(|g| opts.wants(*g));
     let host_side = async {
-        let gathered: Gathered = join_all(inv.hosts.iter().map(|h| async {
+        let hosts = inv.hosts.iter().filter(|_| wants_facts);
+        let gathered: Gathered = join_all(hosts.map(|h| async {
             let facts = match sessions.get(&h.name) {
                 Some(s) => host_facts::gather(s, inv).await.map_err(|e| format!("{e:#}")),
                 None => Err(unreachable.get(&h.name).cloned().unwrap_or_else(|| "not connected".into())),
