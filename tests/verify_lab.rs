@@ -68,6 +68,11 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
     let inv = lab.inventory.to_str().unwrap();
     let out = provision(&["apply", inv]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    // Data as a cluster holds it: a key (so the snapshot has a revision and a KV hash to
+    // compare) and a Secret encrypted exactly as kube-apiserver stores it with the key
+    // render puts in the encryption config (the state directory's key1).
+    let secret_key = "/registry/secrets/default/verify-lab";
+    put_encrypted_secret(&lab, secret_key);
 
     // 1. As applied: every check that can run passes; the API ones say why they cannot.
     print_table(inv);
@@ -99,6 +104,9 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
     }
     let restore = one(&report, "snapshot.restore", None);
     assert!(restore["evidence"].as_str().unwrap().contains("equals the live cluster's"), "{restore:#}");
+    let stored = one(&report, "encryption.stored-secrets", None);
+    assert_eq!(stored["status"], "pass", "{stored:#}");
+    assert!(stored["evidence"].as_str().unwrap().contains("with aescbc key1"), "{stored:#}");
     // The scratch restore left nothing behind on any host.
     for i in 0..3 {
         let left = ssh_ok(&lab, &addr(&lab, i), "ls -d /var/tmp/provision-verify-restore.* 2>/dev/null; true");
@@ -139,4 +147,33 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
     wait_etcd_healthy(inv);
     let (status, report, _) = verify(inv);
     assert_eq!(status, 0, "after repair: {report:#}");
+    delete_key(&lab, secret_key);
+}
+
+fn etcd_client(lab: &TestLab) -> (provision::verify::material::Material, provision::etcd::members::Member) {
+    let loaded = provision::inventory::load(&lab.inventory).unwrap();
+    let material = provision::verify::material::Material::load(&loaded).unwrap();
+    let member = provision::etcd::members(&loaded.inventory).remove(0);
+    (material, member)
+}
+
+fn put_encrypted_secret(lab: &TestLab, key: &str) {
+    use provision::verify::encryption::envelope::{self, Provider};
+    use provision::verify::encryption::k8s_proto::{NewSecret, encode_secret};
+    let (material, member) = etcd_client(lab);
+    let plain = encode_secret(&NewSecret { namespace: "default", name: "verify-lab", uid: "u", created_unix: 1, data: &[("k", b"v")] });
+    let aes_key = material.encryption_key.as_ref().expect("state key");
+    let value = envelope::encrypt(Provider::Aescbc, "key1", aes_key, &rand::random::<[u8; 16]>(), &plain).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = provision::etcd::connect::connect(&member, &material.etcd_client, Duration::from_secs(10)).await.unwrap();
+        c.client.put(key, value, None).await.unwrap();
+    });
+}
+
+fn delete_key(lab: &TestLab, key: &str) {
+    let (material, member) = etcd_client(lab);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = provision::etcd::connect::connect(&member, &material.etcd_client, Duration::from_secs(10)).await.unwrap();
+        c.client.delete(key, None).await.unwrap();
+    });
 }

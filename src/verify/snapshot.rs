@@ -160,12 +160,16 @@ impl Drop for ScratchDir {
 
 pub fn judge(host: &str, revision: i64, r: &snapshot_script::Reported, live: &Result<u32, String>) -> CheckResult {
     let mut problems = Vec::new();
+    // A cluster that never stored a key: the file's revision reads 0 (no key revisions
+    // in it), while a started etcd reports its initial revision 1. Nothing to hash either.
+    let empty = revision == 0;
     match r.revision {
-        Some(rev) if rev == revision => {}
+        Some(rev) if rev == revision || (empty && rev == 1) => {}
         Some(rev) => problems.push(format!("the restored copy is at revision {rev}, the snapshot at {revision}")),
         None => problems.push("the restored copy reported no revision".into()),
     }
     let hash = match (r.hash, live) {
+        _ if empty => "the keyspace is empty (no key was ever written): no KV hash to compare".to_string(),
         (Some(h), Ok(l)) if h == *l => format!("KV hash {h:#010x} at revision {revision} equals the live cluster's"),
         (Some(h), Ok(l)) => {
             problems.push(format!("KV hash at revision {revision}: restored {h:#010x}, live cluster {l:#010x}"));
@@ -189,8 +193,11 @@ pub fn judge(host: &str, revision: i64, r: &snapshot_script::Reported, live: &Re
         RESTORE_TITLE,
         Status::Pass,
         format!(
-            "restored with {} into {} and started (etcd {}): revision {revision} as in the snapshot; {hash}; scratch removed",
-            r.tool, r.scratch, r.etcd
+            "restored with {} into {} and started (etcd {}): revision {} matches the snapshot's ({revision}); {hash}; scratch removed",
+            r.tool,
+            r.scratch,
+            r.etcd,
+            r.revision.unwrap_or_default()
         ),
     )
     .with_hosts(vec![host.into()])
@@ -224,5 +231,10 @@ mod tests {
         left.removed = false;
         assert!(judge("node2", 10, &left, &Ok(7)).evidence.contains("not removed"));
         assert_eq!(judge("node2", 10, &reported(10, 7), &Err("compacted".into())).status, Status::Pass);
+        // Never written to: the file says 0, the started copy 1.
+        let fresh = judge("node2", 0, &reported(1, 7), &Ok(9));
+        assert_eq!(fresh.status, Status::Pass, "{}", fresh.evidence);
+        assert!(fresh.evidence.contains("keyspace is empty"));
+        assert_eq!(judge("node2", 0, &reported(2, 7), &Ok(7)).status, Status::Fail);
     }
 }
