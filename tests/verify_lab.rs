@@ -77,7 +77,11 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
     // 1. As applied: every check that can run passes; the API ones say why they cannot.
     print_table(inv);
     let (status, report, took) = verify(inv);
-    eprintln!("verify wall time on the lab: {:.2}s (verify's own figure {:.2}s)", took.as_secs_f64(), report["seconds"].as_f64().unwrap());
+    eprintln!(
+        "verify wall time on the lab: {:.2}s (verify's own figure {:.2}s)",
+        took.as_secs_f64(),
+        report["seconds"].as_f64().unwrap()
+    );
     assert_eq!(status, 0, "{report:#}");
     assert_eq!(report["ok"], true);
     for c in report["checks"].as_array().unwrap() {
@@ -98,7 +102,9 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
         assert_eq!(c["status"], "pass", "{c:#}");
         assert_eq!(hosts(c), vec!["node1", "node2", "node3"]);
     }
-    for name in ["rbac.anonymous", "rbac.authorization-mode", "rbac.unbound-identity", "rbac.admin", "encryption.new-secret"] {
+    for name in
+        ["rbac.anonymous", "rbac.authorization-mode", "rbac.unbound-identity", "rbac.admin", "encryption.new-secret"]
+    {
         let c = one(&report, name, None);
         assert_eq!((c["status"].as_str(), c["evidence"].as_str()), (Some("skip"), Some(NO_APISERVER)), "{name}");
     }
@@ -120,8 +126,17 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
     assert_eq!(status, 1, "{report:#}");
     let c = one(&report, "files.private", None);
     assert_eq!((c["status"].as_str(), hosts(c)), (Some("fail"), vec!["node2"]), "{c:#}");
-    assert!(c["evidence"].as_str().unwrap().starts_with("node2: /etc/etcd/pki/server.key: mode 0644 etcd:etcd"), "{c:#}");
-    let failed: Vec<&str> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").map(|c| c["check"].as_str().unwrap()).collect();
+    assert!(
+        c["evidence"].as_str().unwrap().starts_with("node2: /etc/etcd/pki/server.key: mode 0644 etcd:etcd"),
+        "{c:#}"
+    );
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
     assert_eq!(failed, vec!["files.private"], "only the broken thing fails");
 
     // 3. etcd stopped on node3: the checks that depend on it fail, naming node3.
@@ -161,11 +176,18 @@ fn put_encrypted_secret(lab: &TestLab, key: &str) {
     use provision::verify::encryption::envelope::{self, Provider};
     use provision::verify::encryption::k8s_proto::{NewSecret, encode_secret};
     let (material, member) = etcd_client(lab);
-    let plain = encode_secret(&NewSecret { namespace: "default", name: "verify-lab", uid: "u", created_unix: 1, data: &[("k", b"v")] });
+    let plain = encode_secret(&NewSecret {
+        namespace: "default",
+        name: "verify-lab",
+        uid: "u",
+        created_unix: 1,
+        data: &[("k", b"v")],
+    });
     let aes_key = material.encryption_key.as_ref().expect("state key");
     let value = envelope::encrypt(Provider::Aescbc, "key1", aes_key, &rand::random::<[u8; 16]>(), &plain).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut c = provision::etcd::connect::connect(&member, &material.etcd_client, Duration::from_secs(10)).await.unwrap();
+        let mut c =
+            provision::etcd::connect::connect(&member, &material.etcd_client, Duration::from_secs(10)).await.unwrap();
         c.client.put(key, value, None).await.unwrap();
     });
 }
@@ -173,7 +195,8 @@ fn put_encrypted_secret(lab: &TestLab, key: &str) {
 fn delete_key(lab: &TestLab, key: &str) {
     let (material, member) = etcd_client(lab);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut c = provision::etcd::connect::connect(&member, &material.etcd_client, Duration::from_secs(10)).await.unwrap();
+        let mut c =
+            provision::etcd::connect::connect(&member, &material.etcd_client, Duration::from_secs(10)).await.unwrap();
         c.client.delete(key, None).await.unwrap();
     });
 }

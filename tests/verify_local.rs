@@ -72,7 +72,11 @@ fn real_etcd_passes_every_tls_check() {
         }
     }
     let cert = find(&results, tls::CERTIFICATE, "etcd client");
-    assert!(cert.evidence.contains("chains to the etcd CA") && cert.evidence.contains("valid for 127.0.6.2"), "{}", cert.evidence);
+    assert!(
+        cert.evidence.contains("chains to the etcd CA") && cert.evidence.contains("valid for 127.0.6.2"),
+        "{}",
+        cert.evidence
+    );
     assert!(cert.evidence.contains("TLSv1_3") || cert.evidence.contains("TLSv1_2"), "{}", cert.evidence);
     // etcd 3.4 (Go) answers an old ClientHello with a protocol_version alert; its TLS
     // listener hangs up on a plaintext request; a client without a certificate is turned
@@ -94,10 +98,23 @@ fn real_etcd_passes_every_tls_check() {
     let old = openssl(&["s_client", "-connect", "127.0.6.1:26379", "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]);
     assert!(!old.status.success(), "openssl negotiated TLS 1.1 with etcd: {}", String::from_utf8_lossy(&old.stdout));
     let new = openssl(&[
-        "s_client", "-connect", "127.0.6.1:26379", "-tls1_2", "-CAfile", ca.to_str().unwrap(),
-        "-cert", cert.to_str().unwrap(), "-key", key.to_str().unwrap(), "-verify_return_error",
+        "s_client",
+        "-connect",
+        "127.0.6.1:26379",
+        "-tls1_2",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        "-cert",
+        cert.to_str().unwrap(),
+        "-key",
+        key.to_str().unwrap(),
+        "-verify_return_error",
     ]);
-    assert!(String::from_utf8_lossy(&new.stdout).contains("Verify return code: 0 (ok)"), "{}", String::from_utf8_lossy(&new.stdout));
+    assert!(
+        String::from_utf8_lossy(&new.stdout).contains("Verify return code: 0 (ok)"),
+        "{}",
+        String::from_utf8_lossy(&new.stdout)
+    );
 }
 
 /// A TLS server `openssl s_server` on `addr`, killed when dropped.
@@ -185,9 +202,11 @@ fn tls_checks_fail_on_servers_set_up_wrong() {
     // A server set up right (etcd CA, right SAN, TLS 1.2+, client certificate required):
     // every check passes, so the failures below are about what was changed, nothing else.
     let good_addr: SocketAddr = "127.0.6.5:26443".parse().unwrap();
-    let good = s_server(good_addr, &server_cert(&pki, "etcd-ca", Ipv4Addr::new(127, 0, 6, 5)), &[
-        "-tls1_2", "-Verify", "1", "-CAfile", etcd_ca.to_str().unwrap(),
-    ]);
+    let good = s_server(
+        good_addr,
+        &server_cert(&pki, "etcd-ca", Ipv4Addr::new(127, 0, 6, 5)),
+        &["-tls1_2", "-Verify", "1", "-CAfile", etcd_ca.to_str().unwrap()],
+    );
     let f = check([127, 0, 6, 5], 26443);
     for o in [&f.certificate, &f.min_version, &f.plaintext, f.client_cert.as_ref().unwrap()] {
         assert_eq!(o.status, Status::Pass, "good server: {}", o.evidence);
@@ -195,28 +214,50 @@ fn tls_checks_fail_on_servers_set_up_wrong() {
     drop(good);
 
     // Wrong CA: the cluster CA signed it, and the evidence says so.
-    let _wrong_ca = s_server("127.0.6.6:26443".parse().unwrap(), &server_cert(&pki, "ca", Ipv4Addr::new(127, 0, 6, 6)), &["-tls1_2"]);
+    let _wrong_ca = s_server(
+        "127.0.6.6:26443".parse().unwrap(),
+        &server_cert(&pki, "ca", Ipv4Addr::new(127, 0, 6, 6)),
+        &["-tls1_2"],
+    );
     let f = check([127, 0, 6, 6], 26443);
     assert_eq!(f.certificate.status, Status::Fail);
     assert!(f.certificate.evidence.contains("chains to the cluster CA instead"), "{}", f.certificate.evidence);
 
     // Wrong SAN: a certificate for 127.0.6.9 served on 127.0.6.7.
-    let _wrong_san = s_server("127.0.6.7:26443".parse().unwrap(), &server_cert(&pki, "etcd-ca", Ipv4Addr::new(127, 0, 6, 9)), &["-tls1_2"]);
+    let _wrong_san = s_server(
+        "127.0.6.7:26443".parse().unwrap(),
+        &server_cert(&pki, "etcd-ca", Ipv4Addr::new(127, 0, 6, 9)),
+        &["-tls1_2"],
+    );
     let f = check([127, 0, 6, 7], 26443);
     assert_eq!(f.certificate.status, Status::Fail);
-    assert!(f.certificate.evidence.contains("not valid for name") && f.certificate.evidence.contains("127.0.6.9"), "{}", f.certificate.evidence);
+    assert!(
+        f.certificate.evidence.contains("not valid for name") && f.certificate.evidence.contains("127.0.6.9"),
+        "{}",
+        f.certificate.evidence
+    );
     // ... and no client certificate required: s_server -www answers the request.
     let no_cert = f.client_cert.unwrap();
     assert_eq!(no_cert.status, Status::Fail);
-    assert!(no_cert.evidence.contains("served a client without a certificate: HTTP/1.0 200 ok"), "{}", no_cert.evidence);
+    assert!(
+        no_cert.evidence.contains("served a client without a certificate: HTTP/1.0 200 ok"),
+        "{}",
+        no_cert.evidence
+    );
 
     // TLS 1.0 allowed. The oracle (openssl s_client -tls1) confirms the server really speaks it.
     let old_addr: SocketAddr = "127.0.6.8:26443".parse().unwrap();
-    let _old = s_server(old_addr, &server_cert(&pki, "etcd-ca", Ipv4Addr::new(127, 0, 6, 8)), &[
-        "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0",
-    ]);
+    let _old = s_server(
+        old_addr,
+        &server_cert(&pki, "etcd-ca", Ipv4Addr::new(127, 0, 6, 8)),
+        &["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+    );
     let oracle = openssl(&["s_client", "-connect", "127.0.6.8:26443", "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"]);
-    assert!(String::from_utf8_lossy(&oracle.stdout).contains("Protocol  : TLSv1"), "oracle: {}", String::from_utf8_lossy(&oracle.stdout));
+    assert!(
+        String::from_utf8_lossy(&oracle.stdout).contains("Protocol  : TLSv1"),
+        "oracle: {}",
+        String::from_utf8_lossy(&oracle.stdout)
+    );
     let f = check([127, 0, 6, 8], 26443);
     assert_eq!(f.min_version.status, Status::Fail);
     assert!(f.min_version.evidence.contains("accepts TLS 1.0: ServerHello TLS 1.0"), "{}", f.min_version.evidence);
@@ -306,7 +347,8 @@ fn encryption_check_decrypts_what_kube_apiserver_stores_and_names_plaintext() {
         created_unix: 1_763_800_000,
         data: &[("password", b"correct horse battery staple")],
     });
-    let stored = envelope::encrypt(Provider::Aescbc, &key.name, &key.secret, &rand::random::<[u8; 16]>(), &plain).unwrap();
+    let stored =
+        envelope::encrypt(Provider::Aescbc, &key.name, &key.secret, &rand::random::<[u8; 16]>(), &plain).unwrap();
     put(&c, &material, "/registry/secrets/default/db-password", stored);
     // The oracle: etcdctl shows the raw value starting with the provider prefix (as in the
     // Kubernetes-the-hard-way hexdump) and without the plaintext.
@@ -328,8 +370,16 @@ fn encryption_check_decrypts_what_kube_apiserver_stores_and_names_plaintext() {
     // secretbox, also as kube-apiserver writes it, beside the aescbc one: both decrypt
     // when the config lists both providers.
     let sb = rendered_keyring(&l, "secretbox");
-    let plain = encode_secret(&NewSecret { namespace: "apps", name: "api-token", uid: "u2", created_unix: 1, data: &[("token", b"t0k3n")] });
-    let stored = envelope::encrypt(Provider::Secretbox, "key1", &sb.keys[0].secret, &rand::random::<[u8; 24]>(), &plain).unwrap();
+    let plain = encode_secret(&NewSecret {
+        namespace: "apps",
+        name: "api-token",
+        uid: "u2",
+        created_unix: 1,
+        data: &[("token", b"t0k3n")],
+    });
+    let stored =
+        envelope::encrypt(Provider::Secretbox, "key1", &sb.keys[0].secret, &rand::random::<[u8; 24]>(), &plain)
+            .unwrap();
     put(&c, &material, "/registry/secrets/apps/api-token", stored);
     let both = format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      \
@@ -343,7 +393,13 @@ fn encryption_check_decrypts_what_kube_apiserver_stores_and_names_plaintext() {
     assert!(r.evidence.contains("1 with aescbc key1, 1 with secretbox key1"), "{}", r.evidence);
 
     // A Secret stored in plaintext (as before encryption was configured) is named.
-    let leaked = encode_secret(&NewSecret { namespace: "kube-system", name: "leaked", uid: "u3", created_unix: 1, data: &[("k", b"v")] });
+    let leaked = encode_secret(&NewSecret {
+        namespace: "kube-system",
+        name: "leaked",
+        uid: "u3",
+        created_unix: 1,
+        data: &[("k", b"v")],
+    });
     put(&c, &material, "/registry/secrets/kube-system/leaked", leaked);
     let r = stored_check(&c, &material, &ring);
     assert_eq!(r.status, Status::Fail);
@@ -356,7 +412,11 @@ fn encryption_check_decrypts_what_kube_apiserver_stores_and_names_plaintext() {
     assert_eq!(r.status, Status::Fail);
     // (A wrong AES key fails the padding check, or, 1 time in 256, the protobuf check.)
     assert!(r.evidence.contains("default/db-password (") && r.evidence.contains("wrong key"), "{}", r.evidence);
-    assert!(r.evidence.contains("apps/api-token (encrypted by secretbox key \"key1\", which a wrong key does not hold)"), "{}", r.evidence);
+    assert!(
+        r.evidence.contains("apps/api-token (encrypted by secretbox key \"key1\", which a wrong key does not hold)"),
+        "{}",
+        r.evidence
+    );
 }
 
 fn provision(args: &[&str]) -> Output {
@@ -381,8 +441,11 @@ fn cli_exit_codes_table_and_json() {
     assert_eq!(report["failed"], 0);
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.iter().any(|c| c["check"] == "etcd.health" && c["status"] == "pass"));
-    assert!(checks.iter().any(|c| c["check"] == "encryption.new-secret" && c["status"] == "skip"
-        && c["evidence"].as_str().unwrap().contains("no kube-apiserver on this cluster")));
+    assert!(checks.iter().any(|c| {
+        c["check"] == "encryption.new-secret"
+            && c["status"] == "skip"
+            && c["evidence"].as_str().unwrap().contains("no kube-apiserver on this cluster")
+    }));
 
     // A plaintext Secret: exit 1, and the table names the check and the Secret.
     let l = loaded(c.inventory());
@@ -412,5 +475,49 @@ fn cli_exit_codes_table_and_json() {
 
     let help = provision(&["verify", "--help"]);
     let h = text(&help).split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(h.contains("0 when every check passed") && h.contains("1 when a check failed") && h.contains("2 when verify could not run"), "{h}");
+    assert!(
+        h.contains("0 when every check passed")
+            && h.contains("1 when a check failed")
+            && h.contains("2 when verify could not run"),
+        "{h}"
+    );
+}
+
+/// The Kubernetes API client's transport (rustls + hyper, cluster CA, client identity)
+/// against a real TLS server. This proves the HTTP/TLS plumbing only: the RBAC verdicts
+/// need a real kube-apiserver and are never claimed from a stand-in.
+#[test]
+fn kube_api_transport_against_a_real_tls_server() {
+    use provision::verify::kube_api::ApiClient;
+    let _g = lock();
+    let (_dir, l) = bare_state("vapi");
+    let material = Material::load(&l).unwrap();
+    let pki = l.state_dir().pki_dir();
+    let cluster_ca = pki.join("ca.crt");
+    let addr: SocketAddr = "127.0.6.11:26443".parse().unwrap();
+    // Serves a page to any GET, and requires a client certificate of the cluster CA.
+    let _server = s_server(
+        addr,
+        &server_cert(&pki, "ca", Ipv4Addr::new(127, 0, 6, 11)),
+        &["-tls1_2", "-Verify", "1", "-CAfile", cluster_ca.to_str().unwrap()],
+    );
+    let runtime = rt();
+    let admin = provision::verify::material::Material::load(&l).unwrap().admin.expect("admin identity in the PKI");
+    let client = ApiClient::new("127.0.6.11", 26443, &material.cluster_ca_pem, Some(&admin), LIMIT).unwrap();
+    let r = runtime.block_on(client.send(hyper::Method::GET, "/", "application/json", None)).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("<HTML>") || String::from_utf8_lossy(&r.body).contains("<pre>"),
+        "{r:?}"
+    );
+
+    // Without a client certificate the same server refuses the handshake.
+    let anonymous = ApiClient::new("127.0.6.11", 26443, &material.cluster_ca_pem, None, LIMIT).unwrap();
+    let e = runtime.block_on(anonymous.send(hyper::Method::GET, "/", "application/json", None)).unwrap_err();
+    eprintln!("anonymous: {e:#}");
+
+    // Trusting the etcd CA instead: the server's certificate is refused by name of cause.
+    let wrong = ApiClient::new("127.0.6.11", 26443, &material.etcd_ca_pem, Some(&admin), LIMIT).unwrap();
+    let e = runtime.block_on(wrong.send(hyper::Method::GET, "/", "application/json", None)).unwrap_err();
+    assert!(format!("{e:#}").contains("UnknownIssuer") || format!("{e:#}").contains("unknown issuer"), "{e:#}");
 }

@@ -101,18 +101,18 @@ pub async fn run_with_sessions(
     let kubernetes = inv.artifacts.kubernetes != crate::inventory::KubernetesSource::Skip;
     let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Snapshot].iter().any(|g| opts.wants(*g))
         || (kubernetes && (opts.wants(Group::Rbac) || opts.wants(Group::Encryption)));
-    let (sessions, opened, unreachable) = if needs_ssh {
-        connect_all(loaded, sessions).await
-    } else {
-        (BTreeMap::new(), Vec::new(), BTreeMap::new())
-    };
+    let (sessions, opened, unreachable) =
+        if needs_ssh { connect_all(loaded, sessions).await } else { (BTreeMap::new(), Vec::new(), BTreeMap::new()) };
     let etcd_members = members(inv);
 
-    let tls_checks = async {
-        if opts.wants(Group::Tls) { tls::run(inv, &material, limit).await } else { Vec::new() }
-    };
+    let tls_checks = async { if opts.wants(Group::Tls) { tls::run(inv, &material, limit).await } else { Vec::new() } };
     let etcd_side = async {
-        let health = health::check(&etcd_members, &material.etcd_client, HealthOptions { timeout: limit, slow_after: Duration::from_secs(1) }).await;
+        let health = health::check(
+            &etcd_members,
+            &material.etcd_client,
+            HealthOptions { timeout: limit, slow_after: Duration::from_secs(1) },
+        )
+        .await;
         let healthy = pick_member(&etcd_members, &health);
         let snapshot = async {
             if opts.wants(Group::Snapshot) {
@@ -244,7 +244,11 @@ pub const ETCD_HEALTH: &str = "etcd.health";
 pub const SSH_CONNECT: &str = "ssh.connect";
 
 /// One row for the SSH connections, so that the checks that needed one can just point here.
-fn ssh_result(inv: &crate::inventory::Inventory, sessions: &BTreeMap<String, Session>, unreachable: &BTreeMap<String, String>) -> CheckResult {
+fn ssh_result(
+    inv: &crate::inventory::Inventory,
+    sessions: &BTreeMap<String, Session>,
+    unreachable: &BTreeMap<String, String>,
+) -> CheckResult {
     let outcomes = inv
         .hosts
         .iter()

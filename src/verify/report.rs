@@ -115,7 +115,9 @@ impl CheckResult {
 
 /// "node1: x; node2: y", or "node1, node2, node3: x" when every host saw the same.
 fn summarize(outcomes: &[&HostOutcome]) -> String {
-    let Some(first) = outcomes.first() else { return "no host to check".into() };
+    let Some(first) = outcomes.first() else {
+        return "no host to check".into();
+    };
     if outcomes.len() > 1 && outcomes.iter().all(|o| o.evidence == first.evidence) {
         let names: Vec<&str> = outcomes.iter().map(|o| o.host.as_str()).collect();
         return format!("{}: {}", names.join(", "), first.evidence);

@@ -73,7 +73,9 @@ impl VerifyEtcd {
             self.client_port, self.peer_port
         );
         for (name, ip) in self.names.iter().zip(&self.ips) {
-            s.push_str(&format!("\n[[host]]\nname = \"{name}\"\naddress = \"{ip}\"\nroles = [\"etcd\", \"control-plane\"]\n"));
+            s.push_str(&format!(
+                "\n[[host]]\nname = \"{name}\"\naddress = \"{ip}\"\nroles = [\"etcd\", \"control-plane\"]\n"
+            ));
         }
         s
     }

@@ -95,7 +95,12 @@ pub fn endpoints(inv: &Inventory) -> (Vec<Endpoint>, Vec<(Kind, u16)>) {
         return (out, kube.to_vec());
     }
     for h in inv.hosts_with(Role::ControlPlane) {
-        out.push(Endpoint { host: h.name.clone(), address: h.address, port: inv.cluster.api_port, kind: Kind::ApiServer });
+        out.push(Endpoint {
+            host: h.name.clone(),
+            address: h.address,
+            port: inv.cluster.api_port,
+            kind: Kind::ApiServer,
+        });
     }
     for h in inv.hosts.iter().filter(|h| runs_kubelet(h)) {
         out.push(Endpoint { host: h.name.clone(), address: h.address, port: KUBELET_PORT, kind: Kind::Kubelet });
@@ -139,7 +144,9 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
                 })
                 .collect();
             if !outcomes.is_empty() {
-                results.push(CheckResult::from_hosts(check, title, outcomes).with_target(format!("{} :{port}", kind.label())));
+                results.push(
+                    CheckResult::from_hosts(check, title, outcomes).with_target(format!("{} :{port}", kind.label())),
+                );
             }
         }
     }
