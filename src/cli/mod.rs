@@ -49,8 +49,6 @@ pub enum Command {
     /// Write every host's files (units, configs, certificates) into a directory, with a
     /// manifest, without touching any host.
     Render(render::RenderArgs),
-    /// Prove the cluster is what we claim: TLS, RBAC, encryption at rest, etcd snapshots,
-    /// CIS checks on the running hosts (exit 0 all passed, 1 a check failed, 2 could not run).
     Verify(verify::VerifyArgs),
     /// The Kubernetes and etcd binaries: `artifacts fetch` downloads and verifies them
     /// into the cache (and `--to DIR` prepares a directory for air-gapped sites).

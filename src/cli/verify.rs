@@ -54,7 +54,8 @@ Examples:
   provision verify --only tls --only cis inventories/lab.toml
   provision --output json verify inventories/lab.toml | jq '.checks[] | select(.status == \"fail\")'";
 
-/// Prove TLS, RBAC, encryption at rest, snapshots and the CIS checks on the real hosts.
+/// Prove the cluster is what we claim: TLS, RBAC, encryption at rest, etcd snapshots, CIS
+/// checks on the running hosts (exit 0 all passed, 1 a check failed, 2 could not run).
 #[derive(Debug, clap::Args)]
 #[command(long_about = LONG_ABOUT)]
 pub struct VerifyArgs {

@@ -24,13 +24,11 @@ pub fn run(inv: &Inventory, gathered: &Gathered) -> Vec<CheckResult> {
     let mut results = Vec::new();
     let mut not_applicable = Vec::new();
     for check in cis::catalog() {
-        let Some(unit) = unit_of(check.process) else { continue };
-        let hosts: Vec<&str> = inv
-            .hosts
-            .iter()
-            .filter(|h| expected_units(inv, h).contains(&unit))
-            .map(|h| h.name.as_str())
-            .collect();
+        let Some(unit) = unit_of(check.process) else {
+            continue;
+        };
+        let hosts: Vec<&str> =
+            inv.hosts.iter().filter(|h| expected_units(inv, h).contains(&unit)).map(|h| h.name.as_str()).collect();
         if hosts.is_empty() {
             not_applicable.push(check.id);
             continue;
@@ -72,7 +70,9 @@ fn compact_ids(ids: &[&str]) -> String {
     let catalog: Vec<&str> = cis::catalog().iter().map(|c| c.id).collect();
     let mut runs: Vec<(usize, usize)> = Vec::new();
     for id in ids {
-        let Some(i) = catalog.iter().position(|c| c == id) else { continue };
+        let Some(i) = catalog.iter().position(|c| c == id) else {
+            continue;
+        };
         match runs.last_mut() {
             Some((_, end)) if *end + 1 == i => *end = i,
             _ => runs.push((i, i)),

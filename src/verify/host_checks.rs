@@ -42,7 +42,11 @@ fn judge_units(host: &str, expected: &[&str], f: &HostFacts) -> HostOutcome {
             None => bad.push(format!("{unit} is unknown to systemd")),
         }
     }
-    if bad.is_empty() { HostOutcome::pass(host, format!("active: {}", good.join(", "))) } else { HostOutcome::fail(host, bad.join("; ")) }
+    if bad.is_empty() {
+        HostOutcome::pass(host, format!("active: {}", good.join(", ")))
+    } else {
+        HostOutcome::fail(host, bad.join("; "))
+    }
 }
 
 /// Files whose content is a secret: private keys, kubeconfigs (they embed a client key),
@@ -50,7 +54,8 @@ fn judge_units(host: &str, expected: &[&str], f: &HostFacts) -> HostOutcome {
 pub fn is_private(path: &str) -> bool {
     path.ends_with(".key")
         || (path.starts_with(&format!("{}/", paths::KUBERNETES_DIR)) && path.ends_with(".conf"))
-        || [paths::KUBELET_KUBECONFIG, paths::KUBE_PROXY_KUBECONFIG, paths::ENCRYPTION_CONFIG, paths::SA_KEY].contains(&path)
+        || [paths::KUBELET_KUBECONFIG, paths::KUBE_PROXY_KUBECONFIG, paths::ENCRYPTION_CONFIG, paths::SA_KEY]
+            .contains(&path)
 }
 
 pub fn files_private(gathered: &Gathered) -> CheckResult {
@@ -61,7 +66,11 @@ pub fn files_private(gathered: &Gathered) -> CheckResult {
             Ok(f) => judge_files(host, f),
         })
         .collect();
-    CheckResult::from_hosts(FILES_PRIVATE, "private keys, kubeconfigs and the encryption config are readable by their owner only", outcomes)
+    CheckResult::from_hosts(
+        FILES_PRIVATE,
+        "private keys, kubeconfigs and the encryption config are readable by their owner only",
+        outcomes,
+    )
 }
 
 fn judge_files(host: &str, f: &HostFacts) -> HostOutcome {

@@ -123,7 +123,8 @@ pub fn parse_units(host: &str, stdout: &str) -> anyhow::Result<HostFacts> {
                 facts.units.insert(id.to_string(), UnitState { active: state.to_string(), main_pid });
             }
             ["argv", id, b64] => {
-                let raw = STANDARD.decode(b64.trim()).with_context(|| format!("{host}: {id}: command line is not base64"))?;
+                let raw =
+                    STANDARD.decode(b64.trim()).with_context(|| format!("{host}: {id}: command line is not base64"))?;
                 let argv: Vec<String> = raw
                     .split(|&b| b == 0)
                     .filter(|a| !a.is_empty())
@@ -231,8 +232,13 @@ pub fn parse_files(host: &str, stdout: &[u8], facts: &mut HostFacts) -> anyhow::
     while i < fields.len() {
         match fields[i] {
             b"S" if i + 5 < fields.len() => {
-                let (kind, mode, user, group, path) =
-                    (text(fields[i + 1]), text(fields[i + 2]), text(fields[i + 3]), text(fields[i + 4]), text(fields[i + 5]));
+                let (kind, mode, user, group, path) = (
+                    text(fields[i + 1]),
+                    text(fields[i + 2]),
+                    text(fields[i + 3]),
+                    text(fields[i + 4]),
+                    text(fields[i + 5]),
+                );
                 i += 6;
                 let kind = match kind.as_str() {
                     "f" => FileKind::File,
@@ -244,9 +250,8 @@ pub fn parse_files(host: &str, stdout: &[u8], facts: &mut HostFacts) -> anyhow::
             }
             b"C" if i + 2 < fields.len() => {
                 let path = text(fields[i + 1]);
-                let content = STANDARD
-                    .decode(fields[i + 2])
-                    .with_context(|| format!("{host}: {path}: content is not base64"))?;
+                let content =
+                    STANDARD.decode(fields[i + 2]).with_context(|| format!("{host}: {path}: content is not base64"))?;
                 contents.insert(path, content);
                 i += 3;
             }
@@ -326,7 +331,10 @@ mod tests {
     fn file_records_and_contents_parse() {
         let mut f = HostFacts { host: "h".into(), ..Default::default() };
         let mut out = Vec::new();
-        for rec in [["S", "d", "700", "etcd", "etcd", "/var/lib/etcd"], ["S", "f", "600", "root", "root", paths::ENCRYPTION_CONFIG]] {
+        for rec in [
+            ["S", "d", "700", "etcd", "etcd", "/var/lib/etcd"],
+            ["S", "f", "600", "root", "root", paths::ENCRYPTION_CONFIG],
+        ] {
             for field in rec {
                 out.extend_from_slice(field.as_bytes());
                 out.push(0);
@@ -338,7 +346,10 @@ mod tests {
         assert_eq!(f.files["/var/lib/etcd"].kind, FileKind::Dir);
         assert_eq!(f.files["/var/lib/etcd"].mode, 0o700);
         let kept = String::from_utf8(f.files[paths::ENCRYPTION_CONFIG].content.clone().unwrap()).unwrap();
-        assert!(kept.contains("- aescbc:") && kept.contains("secret: REDACTED") && !kept.contains("c2VjcmV0"), "{kept}");
+        assert!(
+            kept.contains("- aescbc:") && kept.contains("secret: REDACTED") && !kept.contains("c2VjcmV0"),
+            "{kept}"
+        );
         assert!(parse_files("h", b"garbage\0", &mut f).is_err());
     }
 
@@ -347,10 +358,15 @@ mod tests {
         let mut facts = HostFacts::default();
         facts.argv.insert(
             "kube-apiserver.service".into(),
-            ["/usr/local/bin/kube-apiserver", "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key", "--encryption-provider-config=/srv/enc.yaml", "--secure-port=6443"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "/usr/local/bin/kube-apiserver",
+                "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key",
+                "--encryption-provider-config=/srv/enc.yaml",
+                "--secure-port=6443",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         );
         let inv: Inventory = toml::from_str(
             "[cluster]\nname='x'\nkubernetes_version='1.34.2'\netcd_version='3.5.21'\napi_endpoint='10.0.0.1'\nservice_cidr='10.32.0.0/24'\npod_cidr='10.200.0.0/16'\n",

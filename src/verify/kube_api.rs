@@ -45,9 +45,21 @@ impl std::fmt::Debug for ApiClient {
 impl ApiClient {
     /// A client for `https://host:port` that trusts only `ca_pem`, presenting `identity`
     /// (or no certificate: an anonymous request).
-    pub fn new(host: &str, port: u16, ca_pem: &str, identity: Option<&Issued>, limit: Duration) -> anyhow::Result<ApiClient> {
+    pub fn new(
+        host: &str,
+        port: u16,
+        ca_pem: &str,
+        identity: Option<&Issued>,
+        limit: Duration,
+    ) -> anyhow::Result<ApiClient> {
         let config = handshake::verifying_config(ca_pem, identity)?;
-        Ok(ApiClient { host: host.to_string(), port, name: handshake::server_name(host)?, config: Arc::new(config), limit })
+        Ok(ApiClient {
+            host: host.to_string(),
+            port,
+            name: handshake::server_name(host)?,
+            config: Arc::new(config),
+            limit,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -62,7 +74,13 @@ impl ApiClient {
     }
 
     /// Sends one request and reads the whole answer (within the time limit).
-    pub async fn send(&self, method: Method, path: &str, accept: &str, body: Option<&serde_json::Value>) -> anyhow::Result<ApiResponse> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        accept: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<ApiResponse> {
         let addr = self.resolve().await?;
         let tls = handshake::connect(addr, &self.name, self.config.clone(), self.limit).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -80,7 +98,9 @@ impl ApiClient {
             let status = response.status().as_u16();
             let collected = tokio::time::timeout(self.limit, Limited::new(response.into_body(), MAX_BODY).collect())
                 .await
-                .map_err(|_| anyhow!("the answer to {method} {path} did not finish within {}s", self.limit.as_secs_f64()))?
+                .map_err(|_| {
+                    anyhow!("the answer to {method} {path} did not finish within {}s", self.limit.as_secs_f64())
+                })?
                 .map_err(|e| anyhow!("reading the answer to {method} {path}: {e}"))?;
             Ok(ApiResponse { status, body: collected.to_bytes().to_vec() })
         }
@@ -164,12 +184,11 @@ impl ApiResponse {
     /// "HTTP 403 Forbidden: secrets is forbidden: User ..." (the Status message, never
     /// any other body).
     pub fn describe(&self) -> String {
-        let reason = hyper::StatusCode::from_u16(self.status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("");
+        let reason = hyper::StatusCode::from_u16(self.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
         match self.status_object() {
-            Some(s) if !s.message.is_empty() => format!("HTTP {} {reason}: {}", self.status, s.message),
+            Some(s) if !s.message.is_empty() => {
+                format!("HTTP {} {reason}: {}", self.status, s.message)
+            }
             _ => match self.kind() {
                 Some(kind) => format!("HTTP {} {reason} ({kind})", self.status),
                 None => format!("HTTP {} {reason}", self.status),
@@ -185,8 +204,14 @@ mod tests {
     #[test]
     fn requests_carry_host_accept_and_json() {
         let body = serde_json::json!({"kind": "Secret"});
-        let r = build_request(Method::POST, "10.0.0.1:6443", "/api/v1/namespaces/default/secrets", "application/json", Some(&body))
-            .unwrap();
+        let r = build_request(
+            Method::POST,
+            "10.0.0.1:6443",
+            "/api/v1/namespaces/default/secrets",
+            "application/json",
+            Some(&body),
+        )
+        .unwrap();
         assert_eq!(r.method(), Method::POST);
         assert_eq!(r.uri().path(), "/api/v1/namespaces/default/secrets");
         assert_eq!(r.headers()[hyper::header::HOST], "10.0.0.1:6443");
@@ -204,7 +229,10 @@ mod tests {
         let s = forbidden.status_object().unwrap();
         assert_eq!((s.reason.as_str(), s.code), ("Forbidden", 403));
         assert!(forbidden.describe().starts_with("HTTP 403 Forbidden: secrets is forbidden: User \"x\""));
-        let list = ApiResponse { status: 200, body: br#"{"kind":"SecretList","items":[{"data":{"p":"aHVudGVyMg=="}}]}"#.to_vec() };
+        let list = ApiResponse {
+            status: 200,
+            body: br#"{"kind":"SecretList","items":[{"data":{"p":"aHVudGVyMg=="}}]}"#.to_vec(),
+        };
         assert_eq!(list.kind().as_deref(), Some("SecretList"));
         assert_eq!(list.describe(), "HTTP 200 OK (SecretList)");
         assert!(!format!("{list:?}").contains("aHVudGVy"));

@@ -97,21 +97,22 @@ pub async fn run_with_sessions(
     let material = Material::load(loaded)?;
     let limit = opts.timeout;
 
-    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Rbac, Group::Snapshot, Group::Encryption]
-        .iter()
-        .any(|g| opts.wants(*g));
-    let (sessions, opened, unreachable) = if needs_ssh {
-        connect_all(loaded, sessions).await
-    } else {
-        (BTreeMap::new(), Vec::new(), BTreeMap::new())
-    };
+    // The API checks and the encryption keys need the hosts only when Kubernetes runs there.
+    let kubernetes = inv.artifacts.kubernetes != crate::inventory::KubernetesSource::Skip;
+    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Snapshot].iter().any(|g| opts.wants(*g))
+        || (kubernetes && (opts.wants(Group::Rbac) || opts.wants(Group::Encryption)));
+    let (sessions, opened, unreachable) =
+        if needs_ssh { connect_all(loaded, sessions).await } else { (BTreeMap::new(), Vec::new(), BTreeMap::new()) };
     let etcd_members = members(inv);
 
-    let tls_checks = async {
-        if opts.wants(Group::Tls) { tls::run(inv, &material, limit).await } else { Vec::new() }
-    };
+    let tls_checks = async { if opts.wants(Group::Tls) { tls::run(inv, &material, limit).await } else { Vec::new() } };
     let etcd_side = async {
-        let health = health::check(&etcd_members, &material.etcd_client, HealthOptions { timeout: limit, slow_after: Duration::from_secs(1) }).await;
+        let health = health::check(
+            &etcd_members,
+            &material.etcd_client,
+            HealthOptions { timeout: limit, slow_after: Duration::from_secs(1) },
+        )
+        .await;
         let healthy = pick_member(&etcd_members, &health);
         let snapshot = async {
             if opts.wants(Group::Snapshot) {
@@ -134,11 +135,13 @@ pub async fn run_with_sessions(
         let (snapshot, encryption) = tokio::join!(snapshot, encryption);
         (health, encryption, snapshot)
     };
+    let wants_facts = [Group::Units, Group::Files, Group::Cis, Group::Rbac].iter().any(|g| opts.wants(*g));
     let host_side = async {
-        let gathered: Gathered = join_all(inv.hosts.iter().map(|h| async {
+        let hosts = inv.hosts.iter().filter(|_| wants_facts);
+        let gathered: Gathered = join_all(hosts.map(|h| async {
             let facts = match sessions.get(&h.name) {
                 Some(s) => host_facts::gather(s, inv).await.map_err(|e| format!("{e:#}")),
-                None => Err(unreachable.get(&h.name).cloned().unwrap_or_else(|| "not connected".into())),
+                None => Err(format!("no SSH session (see {SSH_CONNECT})")),
             };
             (h.name.clone(), facts)
         }))
@@ -153,6 +156,9 @@ pub async fn run_with_sessions(
         tokio::join!(tls_checks, etcd_side, host_side);
 
     let mut checks = Vec::new();
+    if needs_ssh {
+        checks.push(ssh_result(inv, &sessions, &unreachable));
+    }
     if opts.wants(Group::Etcd) {
         checks.push(health_result(&health));
     }
@@ -189,11 +195,16 @@ async fn connect_all(loaded: &Loaded, given: Option<&BTreeMap<String, Session>>)
             if let Some(s) = existing {
                 return (h.name.clone(), Ok((s, false)));
             }
+            // SshError messages start with the host name; the report names the host already.
+            let plain = |e: crate::ssh::SshError| {
+                let text = e.to_string();
+                text.strip_prefix(&format!("{}: ", h.name)).map(str::to_string).unwrap_or(text)
+            };
             let target = match Target::for_host(inv, h, state, dir) {
                 Ok(t) => t,
-                Err(e) => return (h.name.clone(), Err(format!("ssh: {e}"))),
+                Err(e) => return (h.name.clone(), Err(plain(e))),
             };
-            (h.name.clone(), Session::connect(&target).await.map(|s| (s, true)).map_err(|e| format!("ssh: {e}")))
+            (h.name.clone(), Session::connect(&target).await.map(|s| (s, true)).map_err(plain))
         }
     }))
     .await;
@@ -230,6 +241,25 @@ fn pick_member(members: &[Member], health: &ClusterHealth) -> Option<Member> {
 }
 
 pub const ETCD_HEALTH: &str = "etcd.health";
+pub const SSH_CONNECT: &str = "ssh.connect";
+
+/// One row for the SSH connections, so that the checks that needed one can just point here.
+fn ssh_result(
+    inv: &crate::inventory::Inventory,
+    sessions: &BTreeMap<String, Session>,
+    unreachable: &BTreeMap<String, String>,
+) -> CheckResult {
+    let outcomes = inv
+        .hosts
+        .iter()
+        .map(|h| match (sessions.get(&h.name), unreachable.get(&h.name)) {
+            (Some(s), _) => HostOutcome::pass(&h.name, format!("connected as {}", s.user())),
+            (None, Some(e)) => HostOutcome::fail(&h.name, e.clone()),
+            (None, None) => HostOutcome::fail(&h.name, "not connected"),
+        })
+        .collect();
+    CheckResult::from_hosts(SSH_CONNECT, "every host is reachable over SSH (host key checked, login works)", outcomes)
+}
 
 fn health_result(h: &ClusterHealth) -> CheckResult {
     let title = "every etcd member serves linearizable reads, without alarms, as the inventory lists them";

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hyper::Method;
-use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
 use zeroize::Zeroizing;
 
 use super::cis_hosts::Gathered;
@@ -221,7 +223,10 @@ mod tests {
     #[test]
     fn anonymous_must_be_unauthorized() {
         assert_eq!(judge_anonymous(resp(401, UNAUTHORIZED)).status, Status::Pass);
-        let partial = judge_anonymous(resp(403, r#"{"kind":"Status","message":"namespaces is forbidden: User \"system:anonymous\" cannot list","code":403}"#));
+        let partial = judge_anonymous(resp(
+            403,
+            r#"{"kind":"Status","message":"namespaces is forbidden: User \"system:anonymous\" cannot list","code":403}"#,
+        ));
         assert_eq!(partial.status, Status::Fail);
         assert!(partial.evidence.contains("--anonymous-auth=false"));
         assert_eq!(judge_anonymous(resp(200, r#"{"kind":"NamespaceList"}"#)).status, Status::Fail);
@@ -233,7 +238,10 @@ mod tests {
     fn an_unbound_identity_must_be_authenticated_and_denied() {
         let ok = judge_unbound("provision-verify-1", resp(403, FORBIDDEN));
         assert_eq!(ok.status, Status::Pass);
-        assert!(ok.evidence.contains("cannot list resource \\\"secrets\\\"") || ok.evidence.contains("cannot list resource \"secrets\""));
+        assert!(
+            ok.evidence.contains("cannot list resource \\\"secrets\\\"")
+                || ok.evidence.contains("cannot list resource \"secrets\"")
+        );
         assert!(judge_unbound("x", resp(401, UNAUTHORIZED)).evidence.contains("--client-ca-file"));
         assert_eq!(judge_unbound("x", resp(200, r#"{"kind":"PartialObjectMetadataList"}"#)).status, Status::Fail);
     }
@@ -262,10 +270,13 @@ mod tests {
         let a = fresh_identity(&ca, "provision-verify-a").unwrap();
         let b = fresh_identity(&ca, "provision-verify-b").unwrap();
         assert_ne!(a.cert_pem, b.cert_pem);
-        let der = rustls::pki_types::pem::PemObject::from_pem_slice(a.cert_pem.as_bytes()).map(|d: rustls::pki_types::CertificateDer| d.to_vec()).unwrap();
+        let der = rustls::pki_types::pem::PemObject::from_pem_slice(a.cert_pem.as_bytes())
+            .map(|d: rustls::pki_types::CertificateDer| d.to_vec())
+            .unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert_eq!(cert.subject().iter_common_name().next().unwrap().as_str().unwrap(), "provision-verify-a");
-        let ca_der: rustls::pki_types::CertificateDer = rustls::pki_types::pem::PemObject::from_pem_slice(ca.cert_pem.as_bytes()).unwrap();
+        let ca_der: rustls::pki_types::CertificateDer =
+            rustls::pki_types::pem::PemObject::from_pem_slice(ca.cert_pem.as_bytes()).unwrap();
         let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
         assert!(cert.verify_signature(Some(ca_cert.public_key())).is_ok());
     }

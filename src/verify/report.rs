@@ -115,7 +115,9 @@ impl CheckResult {
 
 /// "node1: x; node2: y", or "node1, node2, node3: x" when every host saw the same.
 fn summarize(outcomes: &[&HostOutcome]) -> String {
-    let Some(first) = outcomes.first() else { return "no host to check".into() };
+    let Some(first) = outcomes.first() else {
+        return "no host to check".into();
+    };
     if outcomes.len() > 1 && outcomes.iter().all(|o| o.evidence == first.evidence) {
         let names: Vec<&str> = outcomes.iter().map(|o| o.host.as_str()).collect();
         return format!("{}: {}", names.join(", "), first.evidence);
@@ -157,7 +159,7 @@ impl Report {
 
     /// The table people read: one line per check, then a one-line summary.
     pub fn to_table(&self) -> String {
-        let rows = self
+        let rows: Vec<Vec<String>> = self
             .checks
             .iter()
             .map(|c| {
@@ -168,7 +170,18 @@ impl Report {
                 vec![check, c.status.word().to_string(), c.hosts.join(","), c.evidence.clone()]
             })
             .collect();
-        format!("{}\n{}", crate::cli::output::table(&["CHECK", "RESULT", "HOSTS", "EVIDENCE"], rows), self.summary())
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::NOTHING);
+        // Evidence can be long: wrap it to the terminal (or 160 columns when piped).
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        if t.width().is_none() {
+            t.set_width(160);
+        }
+        t.set_header(["CHECK", "RESULT", "HOSTS", "EVIDENCE"]);
+        for row in rows {
+            t.add_row(row);
+        }
+        format!("{t}\n{}", self.summary())
     }
 
     pub fn summary(&self) -> String {

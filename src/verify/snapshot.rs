@@ -43,7 +43,13 @@ pub async fn run(
         }
     };
     let candidates = backup::candidates(members, health);
-    let opts = BackupOptions { cluster: cluster.to_string(), dir: dir.path().to_path_buf(), keep: None, timeout: limit, progress: false };
+    let opts = BackupOptions {
+        cluster: cluster.to_string(),
+        dir: dir.path().to_path_buf(),
+        keep: None,
+        timeout: limit,
+        progress: false,
+    };
     let report = match backup::backup(&candidates, &material.etcd_client, &opts).await {
         Ok(r) => r,
         Err(e) => {
@@ -92,16 +98,23 @@ async fn restore_on_host(
     limit: Duration,
 ) -> CheckResult {
     let fail = |host: Option<&str>, e: String| {
-        CheckResult::cluster(RESTORE, RESTORE_TITLE, Status::Fail, e).with_hosts(host.map(|h| vec![h.to_string()]).unwrap_or_default())
+        CheckResult::cluster(RESTORE, RESTORE_TITLE, Status::Fail, e)
+            .with_hosts(host.map(|h| vec![h.to_string()]).unwrap_or_default())
     };
     let host = std::iter::once(report.member.as_str())
         .chain(members.iter().map(|m| m.name.as_str()))
         .find(|h| sessions.contains_key(*h));
-    let Some(host) = host else { return fail(None, "no etcd host is reachable over SSH to restore on".into()) };
-    let Some(session) = sessions.get(host) else { return fail(Some(host), "not reachable".into()) };
+    let Some(host) = host else {
+        return fail(None, "no etcd host is reachable over SSH to restore on".into());
+    };
+    let Some(session) = sessions.get(host) else {
+        return fail(Some(host), "not reachable".into());
+    };
     let bytes = match tokio::fs::read(&report.path).await {
         Ok(b) => b,
-        Err(e) => return fail(Some(host), format!("reading {}: {e}", report.path.display())),
+        Err(e) => {
+            return fail(Some(host), format!("reading {}: {e}", report.path.display()));
+        }
     };
     // The live cluster's KV hash at the snapshot's revision, for the comparison.
     let live = live_hash(members, material, &report.member, report.revision, limit);
@@ -127,7 +140,13 @@ async fn restore_on_host(
     judge(host, report.revision, &reported, &live)
 }
 
-async fn live_hash(members: &[Member], material: &Material, prefer: &str, revision: i64, limit: Duration) -> Result<u32, String> {
+async fn live_hash(
+    members: &[Member],
+    material: &Material,
+    prefer: &str,
+    revision: i64,
+    limit: Duration,
+) -> Result<u32, String> {
     let member = members.iter().find(|m| m.name == prefer).or(members.first()).ok_or("no etcd member")?;
     let mut c = connect(member, &material.etcd_client, limit).await.map_err(|p| p.to_string())?;
     match tokio::time::timeout(limit, c.client.hash_kv(revision)).await {
@@ -143,7 +162,8 @@ struct ScratchDir(std::path::PathBuf);
 impl ScratchDir {
     fn new() -> std::io::Result<ScratchDir> {
         use std::os::unix::fs::DirBuilderExt;
-        let path = std::env::temp_dir().join(format!("provision-verify-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let path =
+            std::env::temp_dir().join(format!("provision-verify-{}-{:08x}", std::process::id(), rand::random::<u32>()));
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         Ok(ScratchDir(path))
     }
@@ -160,13 +180,19 @@ impl Drop for ScratchDir {
 
 pub fn judge(host: &str, revision: i64, r: &snapshot_script::Reported, live: &Result<u32, String>) -> CheckResult {
     let mut problems = Vec::new();
+    // A cluster that never stored a key: the file's revision reads 0 (no key revisions
+    // in it), while a started etcd reports its initial revision 1. Nothing to hash either.
+    let empty = revision == 0;
     match r.revision {
-        Some(rev) if rev == revision => {}
+        Some(rev) if rev == revision || (empty && rev == 1) => {}
         Some(rev) => problems.push(format!("the restored copy is at revision {rev}, the snapshot at {revision}")),
         None => problems.push("the restored copy reported no revision".into()),
     }
     let hash = match (r.hash, live) {
-        (Some(h), Ok(l)) if h == *l => format!("KV hash {h:#010x} at revision {revision} equals the live cluster's"),
+        _ if empty => "the keyspace is empty (no key was ever written): no KV hash to compare".to_string(),
+        (Some(h), Ok(l)) if h == *l => {
+            format!("KV hash {h:#010x} at revision {revision} equals the live cluster's")
+        }
         (Some(h), Ok(l)) => {
             problems.push(format!("KV hash at revision {revision}: restored {h:#010x}, live cluster {l:#010x}"));
             String::new()
@@ -174,7 +200,10 @@ pub fn judge(host: &str, revision: i64, r: &snapshot_script::Reported, live: &Re
         // The live cluster compacted past the revision since: nothing to compare with.
         (Some(h), Err(e)) => format!("KV hash {h:#010x} (live cluster's not comparable: {e})"),
         (None, _) => {
-            problems.push(format!("no KV hash from the restored copy ({})", r.hash_error.as_deref().unwrap_or("no output")));
+            problems.push(format!(
+                "no KV hash from the restored copy ({})",
+                r.hash_error.as_deref().unwrap_or("no output")
+            ));
             String::new()
         }
     };
@@ -182,15 +211,19 @@ pub fn judge(host: &str, revision: i64, r: &snapshot_script::Reported, live: &Re
         problems.push(format!("the scratch directory {} was not removed", r.scratch));
     }
     if !problems.is_empty() {
-        return CheckResult::cluster(RESTORE, RESTORE_TITLE, Status::Fail, problems.join("; ")).with_hosts(vec![host.into()]);
+        return CheckResult::cluster(RESTORE, RESTORE_TITLE, Status::Fail, problems.join("; "))
+            .with_hosts(vec![host.into()]);
     }
     CheckResult::cluster(
         RESTORE,
         RESTORE_TITLE,
         Status::Pass,
         format!(
-            "restored with {} into {} and started (etcd {}): revision {revision} as in the snapshot; {hash}; scratch removed",
-            r.tool, r.scratch, r.etcd
+            "restored with {} into {} and started (etcd {}): revision {} matches the snapshot's ({revision}); {hash}; scratch removed",
+            r.tool,
+            r.scratch,
+            r.etcd,
+            r.revision.unwrap_or_default()
         ),
     )
     .with_hosts(vec![host.into()])
@@ -224,5 +257,10 @@ mod tests {
         left.removed = false;
         assert!(judge("node2", 10, &left, &Ok(7)).evidence.contains("not removed"));
         assert_eq!(judge("node2", 10, &reported(10, 7), &Err("compacted".into())).status, Status::Pass);
+        // Never written to: the file says 0, the started copy 1.
+        let fresh = judge("node2", 0, &reported(1, 7), &Ok(9));
+        assert_eq!(fresh.status, Status::Pass, "{}", fresh.evidence);
+        assert!(fresh.evidence.contains("keyspace is empty"));
+        assert_eq!(judge("node2", 0, &reported(2, 7), &Ok(7)).status, Status::Fail);
     }
 }

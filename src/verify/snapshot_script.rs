@@ -96,7 +96,9 @@ pub struct Reported {
 pub fn parse(stdout: &str) -> Reported {
     let mut r = Reported::default();
     for line in stdout.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         match k {
             "scratch" => r.scratch = v.to_string(),
             "tool" => r.tool = v.trim().to_string(),

@@ -91,7 +91,9 @@ fn decrypt_aescbc(key: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
         16 => cbc::Decryptor::<Aes128>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec::<Pkcs7>(data),
         24 => cbc::Decryptor::<Aes192>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec::<Pkcs7>(data),
         32 => cbc::Decryptor::<Aes256>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec::<Pkcs7>(data),
-        n => return Err(format!("an aescbc key must be 16, 24 or 32 bytes, this one is {n}")),
+        n => {
+            return Err(format!("an aescbc key must be 16, 24 or 32 bytes, this one is {n}"));
+        }
     }
     .map_err(bad_padding)
 }
@@ -111,16 +113,28 @@ fn decrypt_secretbox(key: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The full stored value kube-apiserver writes (prefix + payload). `iv_or_nonce` must be
 /// random per value: 16 bytes for aescbc, 24 for secretbox.
-pub fn encrypt(provider: Provider, key_name: &str, key: &[u8], iv_or_nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, String> {
+pub fn encrypt(
+    provider: Provider,
+    key_name: &str,
+    key: &[u8],
+    iv_or_nonce: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, String> {
     let mut out = prefix(provider, key_name);
     out.extend_from_slice(iv_or_nonce);
     match provider {
         Provider::Aescbc => {
             let bad = |_| "aescbc needs a 16, 24 or 32-byte key and a 16-byte IV".to_string();
             let ct = match key.len() {
-                16 => cbc::Encryptor::<Aes128>::new_from_slices(key, iv_or_nonce).map_err(bad)?.encrypt_padded_vec::<Pkcs7>(plaintext),
-                24 => cbc::Encryptor::<Aes192>::new_from_slices(key, iv_or_nonce).map_err(bad)?.encrypt_padded_vec::<Pkcs7>(plaintext),
-                _ => cbc::Encryptor::<Aes256>::new_from_slices(key, iv_or_nonce).map_err(bad)?.encrypt_padded_vec::<Pkcs7>(plaintext),
+                16 => cbc::Encryptor::<Aes128>::new_from_slices(key, iv_or_nonce)
+                    .map_err(bad)?
+                    .encrypt_padded_vec::<Pkcs7>(plaintext),
+                24 => cbc::Encryptor::<Aes192>::new_from_slices(key, iv_or_nonce)
+                    .map_err(bad)?
+                    .encrypt_padded_vec::<Pkcs7>(plaintext),
+                _ => cbc::Encryptor::<Aes256>::new_from_slices(key, iv_or_nonce)
+                    .map_err(bad)?
+                    .encrypt_padded_vec::<Pkcs7>(plaintext),
             };
             out.extend(ct);
         }
@@ -128,8 +142,10 @@ pub fn encrypt(provider: Provider, key_name: &str, key: &[u8], iv_or_nonce: &[u8
             if iv_or_nonce.len() != 24 {
                 return Err("secretbox needs a 24-byte nonce".into());
             }
-            let cipher = XSalsa20Poly1305::new_from_slice(key).map_err(|_| "secretbox needs a 32-byte key".to_string())?;
-            let sealed = cipher.encrypt(iv_or_nonce.into(), plaintext).map_err(|_| "secretbox sealing failed".to_string())?;
+            let cipher =
+                XSalsa20Poly1305::new_from_slice(key).map_err(|_| "secretbox needs a 32-byte key".to_string())?;
+            let sealed =
+                cipher.encrypt(iv_or_nonce.into(), plaintext).map_err(|_| "secretbox sealing failed".to_string())?;
             out.extend(sealed);
         }
     }

@@ -24,8 +24,8 @@ use hyper::Method;
 
 use super::kube_api::ApiClient;
 use super::material::Material;
-use super::report::{CheckResult, Status};
 use super::rbac::NO_APISERVER;
+use super::report::{CheckResult, Status};
 use crate::etcd::connect::{MemberClient, connect};
 use crate::etcd::members::Member;
 use crate::inventory::{EncryptionProvider, Inventory, KubernetesSource, Role};
@@ -41,7 +41,11 @@ const STORED_TITLE: &str = "every Secret in etcd is encrypted and decrypts to it
 const NEW_TITLE: &str = "a Secret created through the API is stored encrypted with the first configured key";
 
 /// The keys to decrypt with, or why there are none.
-pub async fn load_keyring(inv: &Inventory, material: &Material, sessions: &BTreeMap<String, Session>) -> Result<Keyring, String> {
+pub async fn load_keyring(
+    inv: &Inventory,
+    material: &Material,
+    sessions: &BTreeMap<String, Session>,
+) -> Result<Keyring, String> {
     if inv.artifacts.kubernetes == KubernetesSource::Skip {
         let provider = match inv.security.encryption {
             EncryptionProvider::Aescbc => Provider::Aescbc,
@@ -54,7 +58,10 @@ pub async fn load_keyring(inv: &Inventory, material: &Material, sessions: &BTree
         return Ok(Keyring::from_state_key(
             provider,
             key,
-            format!("{} (no encryption config on the hosts: artifacts.kubernetes = skip)", material.encryption_key_path.display()),
+            format!(
+                "{} (no encryption config on the hosts: artifacts.kubernetes = skip)",
+                material.encryption_key_path.display()
+            ),
         ));
     }
     let mut problems = Vec::new();
@@ -75,17 +82,36 @@ pub async fn load_keyring(inv: &Inventory, material: &Material, sessions: &BTree
     Err(format!("could not read {} from any control-plane host ({})", paths::ENCRYPTION_CONFIG, problems.join("; ")))
 }
 
-pub async fn stored_secrets(ring: &Result<Keyring, String>, member: Option<&Member>, material: &Material, limit: Duration) -> CheckResult {
+pub async fn stored_secrets(
+    ring: &Result<Keyring, String>,
+    member: Option<&Member>,
+    material: &Material,
+    limit: Duration,
+) -> CheckResult {
     let fail = |e: String| CheckResult::cluster(STORED, STORED_TITLE, Status::Fail, e);
-    let Some(member) = member else { return fail("no etcd member answered: cannot read the stored Secrets".into()) };
+    let Some(member) = member else {
+        return fail("no etcd member answered: cannot read the stored Secrets".into());
+    };
     let mut client = match connect(member, &material.etcd_client, limit).await {
         Ok(c) => c,
         Err(p) => return fail(format!("{}: {p}", member.name)),
     };
     let values = match tokio::time::timeout(limit * 4, stored::list(&mut client, SECRETS_PREFIX)).await {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => return fail(format!("listing {SECRETS_PREFIX} on {}: {}", member.name, crate::etcd::explain::explain(&e, &member.client_url))),
-        Err(_) => return fail(format!("listing {SECRETS_PREFIX} on {} took longer than {}s", member.name, (limit * 4).as_secs())),
+        Ok(Err(e)) => {
+            return fail(format!(
+                "listing {SECRETS_PREFIX} on {}: {}",
+                member.name,
+                crate::etcd::explain::explain(&e, &member.client_url)
+            ));
+        }
+        Err(_) => {
+            return fail(format!(
+                "listing {SECRETS_PREFIX} on {} took longer than {}s",
+                member.name,
+                (limit * 4).as_secs()
+            ));
+        }
     };
     judge_all(&values, ring).with_target(format!("{SECRETS_PREFIX} via {}", member.name))
 }
@@ -93,9 +119,14 @@ pub async fn stored_secrets(ring: &Result<Keyring, String>, member: Option<&Memb
 /// The verdict on every stored Secret.
 pub fn judge_all(values: &[(String, Vec<u8>)], ring: &Result<Keyring, String>) -> CheckResult {
     if values.is_empty() {
-        return CheckResult::skipped(STORED, STORED_TITLE, format!("skipped: no Secret is stored under {SECRETS_PREFIX} yet (nothing to decrypt)"));
+        return CheckResult::skipped(
+            STORED,
+            STORED_TITLE,
+            format!("skipped: no Secret is stored under {SECRETS_PREFIX} yet (nothing to decrypt)"),
+        );
     }
-    let empty = Keyring { keys: Vec::new(), first_provider: String::new(), identity_listed: false, source: String::new() };
+    let empty =
+        Keyring { keys: Vec::new(), first_provider: String::new(), identity_listed: false, source: String::new() };
     let (ring, ring_error) = match ring {
         Ok(r) => (r, None),
         Err(e) => (&empty, Some(e.clone())),
@@ -128,9 +159,19 @@ pub async fn new_secret(
         Ok(r) => r,
         Err(e) => return fail(e.clone()),
     };
-    let Some(admin) = material.admin.as_ref() else { return fail("the admin certificate is not in the state directory".into()) };
-    let Some(member) = member else { return fail("no etcd member answered: cannot read the Secret back raw".into()) };
-    let api = match ApiClient::new(&inv.cluster.api_endpoint, inv.cluster.api_port, &material.cluster_ca_pem, Some(admin), limit) {
+    let Some(admin) = material.admin.as_ref() else {
+        return fail("the admin certificate is not in the state directory".into());
+    };
+    let Some(member) = member else {
+        return fail("no etcd member answered: cannot read the Secret back raw".into());
+    };
+    let api = match ApiClient::new(
+        &inv.cluster.api_endpoint,
+        inv.cluster.api_port,
+        &material.cluster_ca_pem,
+        Some(admin),
+        limit,
+    ) {
         Ok(a) => a,
         Err(e) => return fail(format!("{e:#}")),
     };
@@ -158,7 +199,14 @@ pub async fn new_secret(
     }
 }
 
-async fn read_back(ring: &Keyring, member: &Member, material: &Material, name: &str, marker: &[u8], limit: Duration) -> CheckResult {
+async fn read_back(
+    ring: &Keyring,
+    member: &Member,
+    material: &Material,
+    name: &str,
+    marker: &[u8],
+    limit: Duration,
+) -> CheckResult {
     let fail = |e: String| CheckResult::cluster(NEW_SECRET, NEW_TITLE, Status::Fail, e);
     let key = format!("{SECRETS_PREFIX}default/{name}");
     let mut client: MemberClient = match connect(member, &material.etcd_client, limit).await {
@@ -167,11 +215,17 @@ async fn read_back(ring: &Keyring, member: &Member, material: &Material, name: &
     };
     let raw = match tokio::time::timeout(limit, client.client.get(key.clone(), None)).await {
         Ok(Ok(r)) => r.kvs().first().map(|kv| kv.value().to_vec()),
-        Ok(Err(e)) => return fail(format!("reading {key}: {}", crate::etcd::explain::explain(&e, &member.client_url))),
-        Err(_) => return fail(format!("reading {key}: no answer within {}s", limit.as_secs())),
+        Ok(Err(e)) => {
+            return fail(format!("reading {key}: {}", crate::etcd::explain::explain(&e, &member.client_url)));
+        }
+        Err(_) => {
+            return fail(format!("reading {key}: no answer within {}s", limit.as_secs()));
+        }
     };
     let Some(raw) = raw else {
-        return fail(format!("the Secret was created but {key} is not in etcd (is kube-apiserver's --etcd-prefix /registry?)"));
+        return fail(format!(
+            "the Secret was created but {key} is not in etcd (is kube-apiserver's --etcd-prefix /registry?)"
+        ));
     };
     judge_new(&key, &raw, ring, marker)
 }
@@ -216,7 +270,13 @@ mod tests {
     fn the_new_secret_must_use_the_first_key_and_hold_the_marker() {
         let key = [5u8; 32];
         let ring = Keyring::from_state_key(Provider::Secretbox, &key, "k".into());
-        let plain = encode_secret(&NewSecret { namespace: "default", name: "p", uid: "u", created_unix: 1, data: &[("probe", b"m1")] });
+        let plain = encode_secret(&NewSecret {
+            namespace: "default",
+            name: "p",
+            uid: "u",
+            created_unix: 1,
+            data: &[("probe", b"m1")],
+        });
         let stored = envelope::encrypt(Provider::Secretbox, "key1", &key, &[1u8; 24], &plain).unwrap();
         let k = "/registry/secrets/default/p";
         assert_eq!(judge_new(k, &stored, &ring, b"m1").status, Status::Pass);

@@ -148,7 +148,11 @@ impl Tally {
         }
         let counts: Vec<String> = self.encrypted.iter().map(|(k, n)| format!("{n} with {k}")).collect();
         if !counts.is_empty() {
-            parts.push(format!("{} decrypted to the Secret their key names ({}; keys from {source})", self.encrypted.values().sum::<usize>(), counts.join(", ")));
+            parts.push(format!(
+                "{} decrypted to the Secret their key names ({}; keys from {source})",
+                self.encrypted.values().sum::<usize>(),
+                counts.join(", ")
+            ));
         }
         parts.join("; ")
     }
@@ -190,12 +194,18 @@ mod tests {
         let plain = encode_secret(&NewSecret { namespace: "default", name: "b", uid: "u", created_unix: 1, data: &[] });
         assert_eq!(judge("/registry/secrets/default/b", &plain, &r), Verdict::Plaintext);
         // The value of a copied under b's name: decrypts, but to the wrong Secret.
-        assert!(matches!(judge("/registry/secrets/default/b", &good, &r), Verdict::Broken(m) if m.contains("default/a")));
+        assert!(
+            matches!(judge("/registry/secrets/default/b", &good, &r), Verdict::Broken(m) if m.contains("default/a"))
+        );
         let wrong = ring(&[2u8; 32]);
-        assert!(matches!(judge("/registry/secrets/default/a", &good, &wrong), Verdict::Broken(m) if m.contains("key1")));
+        assert!(
+            matches!(judge("/registry/secrets/default/a", &good, &wrong), Verdict::Broken(m) if m.contains("key1"))
+        );
         let mut other_name = good.clone();
         other_name[18..22].copy_from_slice(b"key9");
-        assert!(matches!(judge("/registry/secrets/default/a", &other_name, &r), Verdict::Broken(m) if m.contains("does not hold")));
+        assert!(
+            matches!(judge("/registry/secrets/default/a", &other_name, &r), Verdict::Broken(m) if m.contains("does not hold"))
+        );
     }
 
     #[test]

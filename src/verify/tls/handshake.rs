@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -173,11 +173,18 @@ pub struct Handshake {
 }
 
 /// Connects to `addr`, handshakes while recording the chain, and closes.
-pub async fn record(addr: SocketAddr, name: &ServerName<'static>, identity: Option<&Issued>, limit: Duration) -> Handshake {
+pub async fn record(
+    addr: SocketAddr,
+    name: &ServerName<'static>,
+    identity: Option<&Issued>,
+    limit: Duration,
+) -> Handshake {
     let recorder = Recorder::new(provider());
     let config = match recording_config(recorder.clone(), identity) {
         Ok(c) => c,
-        Err(e) => return Handshake { chain: None, version: None, error: Some(format!("{e:#}")) },
+        Err(e) => {
+            return Handshake { chain: None, version: None, error: Some(format!("{e:#}")) };
+        }
     };
     let outcome = connect(addr, name, Arc::new(config), limit).await;
     let chain = recorder.chain();
@@ -238,13 +245,10 @@ pub fn judge_chain(
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| e.to_string())?;
-        verifier
-            .verify_server_cert(leaf, intermediates, name, &[], UnixTime::now())
-            .map(|_| ())
-            .map_err(|e| match e {
-                rustls::Error::InvalidCertificate(c) => c.to_string(),
-                other => other.to_string(),
-            })
+        verifier.verify_server_cert(leaf, intermediates, name, &[], UnixTime::now()).map(|_| ()).map_err(|e| match e {
+            rustls::Error::InvalidCertificate(c) => c.to_string(),
+            other => other.to_string(),
+        })
     };
     let mut problems = Vec::new();
     for name in names {
@@ -268,7 +272,7 @@ pub fn judge_chain(
             .map(|(label, _)| *label)
             .collect();
         detail.push_str(&match instead.as_slice() {
-            [] => format!(" (it does not chain to any CA of this cluster's PKI either)"),
+            [] => " (it does not chain to any CA of this cluster's PKI either)".to_string(),
             found => format!(" (it chains to the {} instead)", found.join(", ")),
         });
     }

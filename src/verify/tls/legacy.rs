@@ -155,7 +155,9 @@ pub async fn probe(addr: SocketAddr, version: Legacy, sni: Option<&str>, limit: 
     // Read until the first record is complete, the server closes, or time is up.
     loop {
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => return Ok(if got.is_empty() { Answer::NoAnswer } else { classify(version, &got) }),
+            Err(_) => {
+                return Ok(if got.is_empty() { Answer::NoAnswer } else { classify(version, &got) });
+            }
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
                 got.extend_from_slice(&buf[..n]);
@@ -167,7 +169,9 @@ pub async fn probe(addr: SocketAddr, version: Legacy, sni: Option<&str>, limit: 
                 }
             }
             // A reset is a refusal too (the server dropped the connection).
-            Ok(Err(e)) if got.is_empty() => return Ok(Answer::Refused(format!("reset the connection ({})", plain_io(&e)))),
+            Ok(Err(e)) if got.is_empty() => {
+                return Ok(Answer::Refused(format!("reset the connection ({})", plain_io(&e))));
+            }
             Ok(Err(_)) => break,
         }
     }
@@ -251,6 +255,8 @@ mod tests {
         // The same hello claiming TLS 1.2 to a 1.1 client is not an acceptance of 1.1.
         hello[9..11].copy_from_slice(&[0x03, 0x03]);
         assert!(matches!(classify(Legacy::Tls11, &hello), Answer::Refused(m) if m.contains("TLS 1.2")));
-        assert!(matches!(classify(Legacy::Tls10, b"HTTP/1.0 400 Bad Request\r\n"), Answer::Refused(m) if m.contains("non-TLS")));
+        assert!(
+            matches!(classify(Legacy::Tls10, b"HTTP/1.0 400 Bad Request\r\n"), Answer::Refused(m) if m.contains("non-TLS"))
+        );
     }
 }

@@ -95,7 +95,12 @@ pub fn endpoints(inv: &Inventory) -> (Vec<Endpoint>, Vec<(Kind, u16)>) {
         return (out, kube.to_vec());
     }
     for h in inv.hosts_with(Role::ControlPlane) {
-        out.push(Endpoint { host: h.name.clone(), address: h.address, port: inv.cluster.api_port, kind: Kind::ApiServer });
+        out.push(Endpoint {
+            host: h.name.clone(),
+            address: h.address,
+            port: inv.cluster.api_port,
+            kind: Kind::ApiServer,
+        });
     }
     for h in inv.hosts.iter().filter(|h| runs_kubelet(h)) {
         out.push(Endpoint { host: h.name.clone(), address: h.address, port: KUBELET_PORT, kind: Kind::Kubelet });
@@ -103,18 +108,20 @@ pub fn endpoints(inv: &Inventory) -> (Vec<Endpoint>, Vec<(Kind, u16)>) {
     (out, Vec::new())
 }
 
-struct Findings {
-    endpoint: Endpoint,
-    certificate: HostOutcome,
-    min_version: HostOutcome,
-    plaintext: HostOutcome,
-    client_cert: Option<HostOutcome>,
+/// The four verdicts on one endpoint (`client_cert` only where a certificate is required).
+#[derive(Debug, Clone)]
+pub struct Findings {
+    pub endpoint: Endpoint,
+    pub certificate: HostOutcome,
+    pub min_version: HostOutcome,
+    pub plaintext: HostOutcome,
+    pub client_cert: Option<HostOutcome>,
 }
 
 /// Runs the four checks on every endpoint, all at once.
 pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<CheckResult> {
     let (list, skipped) = endpoints(inv);
-    let findings = join_all(list.iter().map(|e| probe_endpoint(inv, material, e.clone(), limit))).await;
+    let findings = join_all(list.iter().map(|e| check_endpoint(inv, material, e.clone(), limit))).await;
     let mut results = Vec::new();
     let mut kinds: Vec<(Kind, u16)> = list.iter().map(|e| (e.kind, e.port)).collect();
     kinds.sort();
@@ -137,7 +144,9 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
                 })
                 .collect();
             if !outcomes.is_empty() {
-                results.push(CheckResult::from_hosts(check, title, outcomes).with_target(format!("{} :{port}", kind.label())));
+                results.push(
+                    CheckResult::from_hosts(check, title, outcomes).with_target(format!("{} :{port}", kind.label())),
+                );
             }
         }
     }
@@ -154,7 +163,8 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
     results
 }
 
-async fn probe_endpoint(inv: &Inventory, material: &Material, e: Endpoint, limit: Duration) -> Findings {
+/// All four probes of one endpoint, concurrently.
+pub async fn check_endpoint(inv: &Inventory, material: &Material, e: Endpoint, limit: Duration) -> Findings {
     let addr = e.socket();
     let own_name = ServerName::IpAddress(e.address.into());
     let mut names = vec![own_name.clone()];

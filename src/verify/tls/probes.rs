@@ -176,7 +176,9 @@ mod tests {
     #[test]
     fn without_a_certificate_only_401_or_nothing_is_a_refusal() {
         assert!(matches!(judge_without_cert(b"HTTP/1.1 401 Unauthorized\r\n\r\n"), Refusal::Refused(_)));
-        assert!(matches!(judge_without_cert(b"HTTP/1.1 403 Forbidden\r\n\r\n"), Refusal::Served(m) if m.contains("anonymous")));
+        assert!(
+            matches!(judge_without_cert(b"HTTP/1.1 403 Forbidden\r\n\r\n"), Refusal::Served(m) if m.contains("anonymous"))
+        );
         assert!(matches!(judge_without_cert(b"HTTP/1.1 200 OK\r\n\r\n"), Refusal::Served(_)));
         assert!(matches!(judge_without_cert(b""), Refusal::Refused(_)));
         assert_eq!(http_status(b"HTTP/1.1 404 Not Found\r\n"), Some((404, "HTTP/1.1 404 Not Found".into())));
