@@ -4,6 +4,7 @@ mod etcd;
 mod exit;
 pub mod lab;
 pub mod output;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,7 @@ pub enum Command {
     /// Local lab hosts: Debian machines with systemd and sshd as systemd-nspawn
     /// containers on 127.0.1.N (root only).
     Lab(lab::LabArgs),
+    Validate(validate::ValidateArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -40,6 +42,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Etcd(args) => etcd::run(args, cli.output),
         Command::Lab(args) => lab::run(args, cli.output),
+        Command::Validate(args) => validate::run(&args, cli.output),
     };
     exit::report(result, cli.output)
 }

@@ -235,6 +235,30 @@ pub enum Role {
     Worker,
 }
 
+impl Cluster {
+    /// The first address of the Service range: the `kubernetes` Service's ClusterIP,
+    /// which kube-apiserver's serving certificate must list as a SAN.
+    pub fn first_service_ip(&self) -> IpAddr {
+        nth_address(&self.service_cidr, 1)
+    }
+
+    /// The tenth address of the Service range, by convention the cluster DNS Service
+    /// (the kubelet's clusterDNS).
+    pub fn dns_service_ip(&self) -> IpAddr {
+        nth_address(&self.service_cidr, 10)
+    }
+}
+
+/// The `n`th address after the network address. A validated inventory's Service
+/// range holds at least 16 addresses; a smaller one yields the network address.
+fn nth_address(net: &IpNet, n: u8) -> IpAddr {
+    let candidate = match net.network() {
+        IpAddr::V4(a) => u32::from(a).checked_add(u32::from(n)).map(|v| IpAddr::V4(v.into())),
+        IpAddr::V6(a) => u128::from(a).checked_add(u128::from(n)).map(|v| IpAddr::V6(v.into())),
+    };
+    candidate.filter(|ip| net.contains(ip)).unwrap_or(net.network())
+}
+
 impl Host {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
