@@ -1,5 +1,6 @@
 //! Command line: one file per command; this file holds the root and the dispatch.
 
+pub mod certs;
 mod etcd;
 mod exit;
 pub mod lab;
@@ -34,6 +35,8 @@ pub enum Command {
     /// containers on 127.0.1.N (root only).
     Lab(lab::LabArgs),
     Validate(validate::ValidateArgs),
+    /// The cluster's certificates: `certs list` shows expiry and what apply would renew.
+    Certs(certs::CertsArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -43,6 +46,7 @@ pub fn main() -> i32 {
         Command::Etcd(args) => etcd::run(args, cli.output),
         Command::Lab(args) => lab::run(args, cli.output),
         Command::Validate(args) => validate::run(&args, cli.output),
+        Command::Certs(args) => certs::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }

@@ -62,7 +62,6 @@ fn create(id: &CertId, crt: &Path, key_path: &Path, settings: &PkiSettings, now:
     Ok((build(cert_pem, key_pem, key, crt)?, event))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn load(
     id: &CertId,
     crt: &Path,

@@ -4,10 +4,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::CertId;
 use super::facts::CertFacts;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CertInfo {
+    /// None for a certificate file the inventory does not call for.
+    pub id: Option<CertId>,
     /// File stem under the PKI directory, e.g. "etcd-server-node1".
     pub name: String,
     /// File name under the PKI directory, e.g. "etcd-server-node1.crt".
@@ -24,8 +27,9 @@ pub struct CertInfo {
     pub is_ca: bool,
 }
 
-pub fn describe(name: &str, facts: &CertFacts, now: OffsetDateTime) -> CertInfo {
+pub fn describe(id: Option<&CertId>, name: &str, facts: &CertFacts, now: OffsetDateTime) -> CertInfo {
     CertInfo {
+        id: id.cloned(),
         name: name.to_string(),
         file: format!("{name}.crt"),
         subject: facts.subject_text.clone(),

@@ -89,13 +89,13 @@ pub fn inspect(inv: &Inventory, state: &StateDir) -> anyhow::Result<Listing> {
                 Decision::Reissue(why) => (Status::Reissue, Some(why)),
             },
         };
-        let info = read_info(&dir, &name, now)?;
+        let info = read_info(&dir, Some(&spec.id), &name, now)?;
         certificates.push(Listed { name, status, reason, info });
     }
     let expected: BTreeSet<String> =
         CAS.iter().map(CertId::file_stem).chain(specs.iter().map(|s| s.id.file_stem())).collect();
     for name in crt_stems(&dir)?.difference(&expected) {
-        let info = read_info(&dir, name, now)?;
+        let info = read_info(&dir, None, name, now)?;
         let reason = Some("not in the inventory (a removed host?); delete it when no host uses it".to_string());
         certificates.push(Listed { name: name.clone(), status: Status::Extra, reason, info });
     }
@@ -115,7 +115,7 @@ fn ca_entry(dir: &Path, ca: &CertId, renew_before_days: u32, now: OffsetDateTime
             return Ok((listed, None));
         }
     };
-    let info = Some(describe(&name, &facts, now));
+    let info = Some(describe(Some(ca), &name, &facts, now));
     let key_present = dir.join(format!("{name}.key")).is_file();
     let days_left = facts.days_left(now);
     let (status, reason) = if !key_present {
@@ -130,9 +130,9 @@ fn ca_entry(dir: &Path, ca: &CertId, renew_before_days: u32, now: OffsetDateTime
     Ok((Listed { name, status, reason, info }, Some(facts.public_key_info)))
 }
 
-fn read_info(dir: &Path, name: &str, now: OffsetDateTime) -> anyhow::Result<Option<CertInfo>> {
+fn read_info(dir: &Path, id: Option<&CertId>, name: &str, now: OffsetDateTime) -> anyhow::Result<Option<CertInfo>> {
     let Some(pem) = store::read_optional_text(&dir.join(format!("{name}.crt")))? else { return Ok(None) };
-    Ok(CertFacts::from_pem(&pem, name).ok().map(|f| describe(name, &f, now)))
+    Ok(CertFacts::from_pem(&pem, name).ok().map(|f| describe(id, name, &f, now)))
 }
 
 fn crt_stems(dir: &Path) -> anyhow::Result<BTreeSet<String>> {

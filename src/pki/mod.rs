@@ -1,7 +1,7 @@
 //! The PKI, built and kept on the operator's machine in the state directory.
 //!
 //! API contract (used by render, etcd and verify):
-//! - `Pki::ensure` loads what the state directory holds, reuses every certificate that is
+//! - `pki::ensure` loads what the state directory holds, reuses every certificate that is
 //!   still valid and still names the right subject/SANs (byte for byte), issues what is
 //!   missing or changed, renews what is inside its renewal window, and saves to disk
 //!   (private keys 0600).
@@ -19,6 +19,7 @@ mod inspect;
 mod issue;
 mod keys;
 mod leaf;
+mod parallel;
 mod reuse;
 mod secrets;
 mod spec;
@@ -101,7 +102,7 @@ impl Pki {
             .map(|(id, issued)| {
                 let name = id.file_stem();
                 let facts = facts::CertFacts::from_pem(&issued.cert_pem, &name)?;
-                Ok(describe::describe(&name, &facts, now))
+                Ok(describe::describe(Some(id), &name, &facts, now))
             })
             .collect()
     }
@@ -173,6 +174,7 @@ pub fn ensure_reporting(inventory: &Inventory, state: &StateDir) -> anyhow::Resu
     let specs = spec::leaf_specs(inventory)?;
     let dir = state.pki_dir();
     store::private_dir(state.root())?;
+    let _lock = store::lock(&state.root().join(".pki.lock"))?;
     store::private_dir(&dir)?;
     store::private_dir(&state.secrets_dir())?;
     let now = OffsetDateTime::now_utc();
@@ -186,19 +188,28 @@ pub fn ensure_reporting(inventory: &Inventory, state: &StateDir) -> anyhow::Resu
         certs.insert(id.clone(), ca.issued.clone());
         cas.insert(id.clone(), ca);
     }
+    // Decide first (cheap, reads files), then issue what is needed in parallel.
+    let mut decisions = Vec::new();
     for spec in &specs {
         let ca = cas.get(&spec.issuer).with_context(|| format!("{} names an unknown issuer", spec.id))?;
-        let decision = leaf::decide(&dir, spec, &ca.public_key_info, settings, now)?;
-        let (issued, kind, reason) = match decision {
+        decisions.push((spec, ca, leaf::decide(&dir, spec, &ca.public_key_info, settings, now)?));
+    }
+    let outcomes = parallel::map(&decisions, |(spec, ca, decision)| -> anyhow::Result<(Issued, EventKind, String)> {
+        Ok(match decision {
             leaf::Decision::Keep(issued) => {
                 let (_, key_path) = leaf::paths(&dir, spec);
                 let reason = if store::tighten(&key_path)? { "valid; key mode set to 0600" } else { "valid" };
-                (issued, EventKind::Reused, reason.to_string())
+                (issued.clone(), EventKind::Reused, reason.to_string())
             }
             leaf::Decision::Missing => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Issued, "new".into()),
-            leaf::Decision::Renew(why) => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Renewed, why),
-            leaf::Decision::Reissue(why) => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Reissued, why),
-        };
+            leaf::Decision::Renew(why) => (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Renewed, why.clone()),
+            leaf::Decision::Reissue(why) => {
+                (leaf::issue(&dir, spec, ca, settings, now)?, EventKind::Reissued, why.clone())
+            }
+        })
+    });
+    for ((spec, _, _), outcome) in decisions.iter().zip(outcomes) {
+        let (issued, kind, reason) = outcome.with_context(|| format!("the {} certificate", spec.id))?;
         events.push(CertEvent::new(&spec.id, kind, reason));
         certs.insert(spec.id.clone(), issued);
     }
@@ -216,6 +227,14 @@ fn check_settings(s: &PkiSettings) -> anyhow::Result<()> {
         if days == 0 || days > MAX_DAYS {
             bail!("[pki] {name} = {days}: use a number of days between 1 and {MAX_DAYS}");
         }
+    }
+    if s.leaf_validity_days > s.ca_validity_days {
+        bail!(
+            "[pki] leaf_validity_days = {} exceeds ca_validity_days = {}: a certificate cannot \
+             outlive the CA that signed it",
+            s.leaf_validity_days,
+            s.ca_validity_days
+        );
     }
     if s.renew_before_days >= s.leaf_validity_days {
         bail!(

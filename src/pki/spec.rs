@@ -182,7 +182,8 @@ fn apiserver_sans(inv: &Inventory) -> anyhow::Result<BTreeSet<San>> {
         sans.extend(name_and_address(host)?);
     }
     sans.insert(endpoint_san(&cluster.api_endpoint)?);
-    sans.insert(San::Ip(first_service_ip(&cluster.service_cidr)?));
+    check_service_cidr(&cluster.service_cidr)?;
+    sans.insert(San::Ip(cluster.first_service_ip()));
     let domain = cluster.cluster_domain.trim_end_matches('.');
     for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
         sans.insert(San::Dns(name.into()));
@@ -201,16 +202,13 @@ fn endpoint_san(endpoint: &str) -> anyhow::Result<San> {
     dns(endpoint, "[cluster].api_endpoint").context("write an IP address or a DNS name without port or scheme (the port is [cluster].api_port)")
 }
 
-/// The kubernetes Service's ClusterIP: the first address of the service CIDR.
-pub fn first_service_ip(cidr: &IpNet) -> anyhow::Result<IpAddr> {
-    // Below a /30 (IPv4) or /126 (IPv6) there is no room for services at all.
+/// The kubernetes Service's ClusterIP is the first address of the service CIDR: refuse a
+/// range too small to hold it (validation does too; this guards unvalidated callers).
+fn check_service_cidr(cidr: &IpNet) -> anyhow::Result<()> {
     if cidr.max_prefix_len() - cidr.prefix_len() < 2 {
         bail!("[cluster].service_cidr {cidr} has no room for the kubernetes Service address: use a /24 or larger");
     }
-    Ok(match cidr.network() {
-        IpAddr::V4(net) => IpAddr::from(std::net::Ipv4Addr::from(u32::from(net) + 1)),
-        IpAddr::V6(net) => IpAddr::from(std::net::Ipv6Addr::from(u128::from(net) + 1)),
-    })
+    Ok(())
 }
 
 fn name_and_address(host: &Host) -> anyhow::Result<BTreeSet<San>> {
@@ -326,11 +324,14 @@ roles = ["etcd"]
     }
 
     #[test]
-    fn first_service_ip_and_too_small_cidrs() {
-        assert_eq!(first_service_ip(&"10.96.0.0/12".parse().unwrap()).unwrap().to_string(), "10.96.0.1");
-        assert_eq!(first_service_ip(&"fd00:10::/108".parse().unwrap()).unwrap().to_string(), "fd00:10::1");
-        let err = first_service_ip(&"10.0.0.5/32".parse().unwrap()).unwrap_err().to_string();
-        assert!(err.contains("service_cidr"), "{err}");
+    fn a_service_cidr_without_room_is_refused() {
+        let mut inv = inventory("");
+        inv.cluster.service_cidr = "10.0.0.4/31".parse().unwrap();
+        let err = leaf_specs(&inv).unwrap_err().to_string();
+        assert!(err.contains("service_cidr 10.0.0.4/31"), "{err}");
+        inv.cluster.service_cidr = "fd00:10::/108".parse().unwrap();
+        let specs = leaf_specs(&inv).unwrap();
+        assert!(spec(&specs, &CertId::ApiServer).sans.contains(&San::Ip("fd00:10::1".parse().unwrap())));
     }
 
     #[test]

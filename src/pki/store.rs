@@ -56,6 +56,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Held while a run reads and writes the PKI; released when dropped.
+pub struct RunLock {
+    _file: fs::File,
+}
+
+/// Makes sure only one provision run at a time works on a state directory: two runs
+/// creating a CA at once would each sign certificates with a CA the other replaced.
+pub fn lock(path: &Path) -> anyhow::Result<RunLock> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(RunLock { _file: file }),
+        Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another provision run holds {}: wait for it to finish, then run again",
+            path.display()
+        ),
+        Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 /// The file's content, or None when it does not exist.
 pub fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match fs::read(path) {
@@ -114,6 +139,17 @@ mod tests {
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x.key")]);
         assert_eq!(read_optional(&dir.join("nope")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_file_is_refused_until_the_first_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(".pki.lock");
+        let first = lock(&path).unwrap();
+        let err = lock(&path).err().unwrap().to_string();
+        assert!(err.contains("another provision run") && err.contains(".pki.lock"), "{err}");
+        drop(first);
+        lock(&path).unwrap();
     }
 
     #[test]
