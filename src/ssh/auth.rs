@@ -97,7 +97,11 @@ pub(crate) async fn gather(target: &Target) -> Result<Keys, SshError> {
             }
             if identities.is_empty() {
                 let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-                notes.push(format!("no key in ssh-agent and none of {} is usable", looked.join(", ")));
+                notes.push(if looked.is_empty() {
+                    "no key in ssh-agent and no key file to try".to_string()
+                } else {
+                    format!("no key in ssh-agent and none of {} is usable", looked.join(", "))
+                });
                 return Err(SshError::NoCredentials { host: host.to_string(), user: target.user.clone(), notes });
             }
         }
@@ -121,6 +125,8 @@ async fn open_agent(sock: &Path) -> Result<(AgentClient<UnixStream>, Vec<(Public
     Ok((client, keys))
 }
 
+// Short-lived, never stored: boxing would only add another copy of the secret.
+#[allow(clippy::large_enum_variant)]
 enum ParsedKey {
     Clear(PrivateKey),
     /// Passphrase-protected; the public half when the format keeps it in clear (OpenSSH does).
@@ -172,7 +178,13 @@ pub(crate) async fn authenticate<H: client::Handler>(
     let mut methods: Vec<String> = Vec::new();
     let mut notes = keys.notes.clone();
     // RSA keys sign with the best hash the server announces (rsa-sha2-512 on OpenSSH).
-    let rsa_hash: Option<HashAlg> = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+    // Asked only when needed: without the server's ext-info, the question costs a second.
+    let has_rsa = keys.identities.iter().any(|i| match i {
+        Identity::File { key, .. } => key.algorithm().is_rsa(),
+        Identity::Agent { key, .. } => key.algorithm().is_rsa(),
+    });
+    let rsa_hash: Option<HashAlg> =
+        if has_rsa { handle.best_supported_rsa_hash().await.ok().flatten().flatten() } else { None };
     if let (Some(agent), Some(binding)) = (keys.agent.as_mut(), handle.agent_session_binding()) {
         // Needed only for destination-constrained agent keys; an agent without the
         // extension still signs, so a failure here is not an error.
@@ -205,14 +217,18 @@ pub(crate) async fn authenticate<H: client::Handler>(
                     break;
                 }
             }
-            Err(reason) => {
-                notes.push(format!("offering {}: {reason}", identity.describe()));
-                if handle.is_closed() {
-                    notes.push("the server closed the connection (too many keys offered? see sshd MaxAuthTries)".into());
-                    break;
-                }
-            }
+            Err(reason) => notes.push(format!("offering {}: {reason}", identity.describe())),
         }
+        if handle.is_closed() {
+            break;
+        }
+    }
+    // russh reports a hang-up during authentication as a failure offering no methods.
+    if handle.is_closed() || methods.is_empty() {
+        notes.push(format!(
+            "the server closed the connection after {} key(s) (too many offered? sshd allows MaxAuthTries, 6 by default)",
+            tried.len()
+        ));
     }
     Err(Refused { tried, methods, notes })
 }

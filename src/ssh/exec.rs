@@ -57,7 +57,7 @@ impl fmt::Debug for Output {
 }
 
 impl Session {
-    /// Runs `command` with `sh` as root (through `sudo -n` for a non-root login user) and
+    /// Runs `command` with `sh -c` as root (through `sudo -n` for a non-root login user) and
     /// returns its status and output; a non-zero status is NOT an error here.
     /// `stdin` is streamed to the command, then closed (EOF); with `None` stdin is empty.
     /// Secrets go in `stdin`, never in `command` (it is visible in `ps` and in errors).
@@ -70,6 +70,12 @@ impl Session {
     /// naming the host, the command (short form) and the tail of stderr.
     pub async fn exec_checked(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
         self.exec_checked_named(command, &shell::short(command), stdin).await
+    }
+
+    /// Like [`Session::exec`], with its own time limit instead of ssh.command_timeout_secs
+    /// (a quick probe that should fail fast, or a download that may take long).
+    pub async fn exec_with_timeout(&self, command: &str, stdin: Option<&[u8]>, limit: Duration) -> Result<Output, SshError> {
+        self.exec_inner(command, &shell::short(command), stdin, limit).await
     }
 
     /// exec_checked with `display` as the command's name in messages.
@@ -88,14 +94,13 @@ impl Session {
     }
 
     async fn exec_as_named(&self, command: &str, display: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
-        let wrapped;
-        let line = if self.inner.sudo {
-            wrapped = shell::under_sudo(command);
-            wrapped.as_str()
-        } else {
-            command
-        };
-        let out = self.run_raw(line, display, stdin, self.inner.command_timeout, Phase::Command(display.to_string())).await?;
+        self.exec_inner(command, display, stdin, self.inner.command_timeout).await
+    }
+
+    async fn exec_inner(&self, command: &str, display: &str, stdin: Option<&[u8]>, limit: Duration) -> Result<Output, SshError> {
+        // Always `sh`, whatever the login shell is (bash, zsh, ...): commands are POSIX sh.
+        let line = if self.inner.sudo { shell::under_sudo(command) } else { shell::under_sh(command) };
+        let out = self.run_raw(&line, display, stdin, limit, Phase::Command(display.to_string())).await?;
         if self.inner.sudo && out.status == 1 && needs_password(&out.stderr) {
             return Err(SshError::SudoNeedsPassword {
                 host: self.inner.host.clone(),
@@ -124,8 +129,11 @@ impl Session {
             after: limit,
         };
 
-        let channel = match timeout_at(deadline, self.inner.handle.channel_open_session()).await {
+        let channel = match timeout_at(deadline, self.open_channel()).await {
             Err(_) => return Err(timeout()),
+            Ok(Err(e)) if self.inner.handle.is_closed() => {
+                return Err(self.lost(display, format!("the connection is closed (dropped by the host or by an earlier error: {e})")));
+            }
             Ok(Err(e)) => return Err(self.lost(display, format!("cannot open a channel: {e}"))),
             Ok(Ok(c)) => c,
         };
@@ -169,7 +177,14 @@ impl Session {
                 let _ = writer.close().await;
                 return Err(timeout());
             }
-            Ok(Err(reason)) => return Err(self.lost(display, reason)),
+            Ok(Err(reason)) => {
+                return Err(SshError::Protocol {
+                    host: self.inner.host.clone(),
+                    endpoint: self.inner.endpoint.clone(),
+                    phase: phase.clone(),
+                    reason,
+                });
+            }
             Ok(Ok(())) => {}
         }
         match (status, &out.signal) {
@@ -180,6 +195,23 @@ impl Session {
             }
         }
         Ok(out)
+    }
+
+    /// Opens a session channel, retrying while sshd refuses it. sshd limits sessions per
+    /// connection (MaxSessions, 10 by default, often lower on hardened hosts) and frees one
+    /// only when our CLOSE for it arrives, which may trail behind the next OPEN: a refusal
+    /// here usually means "not yet". The caller's deadline bounds the retries.
+    async fn open_channel(&self) -> Result<russh::Channel<russh::client::Msg>, russh::Error> {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.inner.handle.channel_open_session().await {
+                Err(russh::Error::ChannelOpenFailure(_)) if !self.inner.handle.is_closed() => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn lost(&self, display: &str, reason: String) -> SshError {

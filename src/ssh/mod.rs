@@ -26,8 +26,13 @@
 //!   once on one connection (at most [`MAX_CONCURRENT_COMMANDS`] at a time; more wait).
 //! - Commands run as root. A non-root login user must have passwordless sudo: connect
 //!   checks `sudo -n true` and every command runs as `sudo -n -- sh -c '<command>'`.
-//! - Each command is limited by `ssh.command_timeout_secs` ([`SshError::Timeout`]); on
-//!   timeout the command is sent SIGTERM, but may outlive us on the host.
+//! - Each command is limited by `ssh.command_timeout_secs` ([`SshError::Timeout`]), or by
+//!   the limit given to [`Session::exec_with_timeout`]; on timeout the command is sent
+//!   SIGTERM, but may outlive us on the host. The session stays usable.
+//! - Commands run with `sh -c` whatever the login shell is; stdin is streamed while output
+//!   is read (multi-MB both ways is fine); output is collected until the channel closes.
+//! - [`Session::write_file_atomic`] needs GNU coreutils on the host (mktemp, sync FILE,
+//!   mv -T); stale temp files from a killed run are named [`TEMP_PREFIX`]`*`.
 //! - Secrets go in `stdin` (or `write_file_atomic`'s content), never in the command line:
 //!   the command line is visible in `ps` on the host, and its first line appears in errors.
 //! - Host keys: `strict` (default) accepts only keys in the state directory's known_hosts,
@@ -39,6 +44,10 @@
 //!   passphrase-protected key must be loaded into ssh-agent), otherwise every ssh-agent key
 //!   and then ~/.ssh/id_ed25519, id_ecdsa, id_rsa. Passwords are never used.
 //! - Every error names the host; match on [`SshError`]'s variants to tell the kinds apart.
+
+// SshError carries the facts its message needs (fingerprints, files, methods), which makes
+// it larger than clippy likes; errors are rare and end a host's work, so no boxing.
+#![allow(clippy::result_large_err)]
 
 mod auth;
 mod connect;

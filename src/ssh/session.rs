@@ -133,7 +133,12 @@ impl Session {
         if out.success() {
             return Ok(());
         }
-        let detail = super::shell::tail(&out.stderr, 3);
+        let mut detail = super::shell::tail(&out.stderr, 3);
+        let stdout = super::shell::tail(&out.stdout, 3);
+        if !stdout.is_empty() {
+            // e.g. a nologin shell explains itself on stdout
+            detail = if detail.is_empty() { stdout } else { format!("{detail}; stdout: {stdout}") };
+        }
         if needs_password(&out.stderr) {
             return Err(SshError::SudoNeedsPassword { host: self.inner.host.clone(), user: self.inner.user.clone(), detail });
         }

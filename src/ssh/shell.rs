@@ -15,6 +15,11 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// Runs `command` with `sh`, whatever the login shell is.
+pub fn under_sh(command: &str) -> String {
+    format!("sh -c {}", quote(command))
+}
+
 /// Runs `command` as root through sudo, without a password and without a terminal
 /// (`-n`: fail instead of prompting). `--` ends sudo's options.
 pub fn under_sudo(command: &str) -> String {

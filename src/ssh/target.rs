@@ -183,7 +183,7 @@ fn resolve_path(path: &Path, inventory_dir: &Path, home: Option<&Path>) -> Resul
 pub(crate) fn parse_jump_host(spec: &str, default_user: &str) -> Result<JumpHost, String> {
     let spec = spec.trim();
     let (user, rest) = match spec.rsplit_once('@') {
-        Some((u, _)) if u.is_empty() => return Err(format!("{spec:?}: the user before '@' is empty")),
+        Some(("", _)) => return Err(format!("{spec:?}: the user before '@' is empty")),
         Some((u, r)) => (u.to_string(), r),
         None => (default_user.to_string(), spec),
     };
@@ -257,6 +257,85 @@ mod tests {
         assert_eq!(resolve_path(Path::new("/abs/id"), inv, home), Ok(PathBuf::from("/abs/id")));
         assert!(resolve_path(Path::new("~/x"), inv, None).unwrap_err().contains("HOME"));
         assert!(resolve_path(Path::new("~bob/x"), inv, home).unwrap_err().contains("~user"));
+    }
+
+    fn inventory(ssh: &str) -> Inventory {
+        let text = format!(
+            r#"
+[cluster]
+name = "c1"
+kubernetes_version = "1.34.2"
+etcd_version = "3.5.21"
+api_endpoint = "10.0.0.1"
+service_cidr = "10.96.0.0/12"
+pod_cidr = "10.244.0.0/16"
+
+[ssh]
+{ssh}
+
+[[host]]
+name = "node1"
+address = "10.0.0.1"
+roles = ["etcd"]
+
+[[host]]
+name = "node2"
+address = "10.0.0.2"
+roles = ["etcd"]
+ssh_port = 2222
+ssh_user = "admin"
+"#
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn for_host_resolves_settings_and_overrides() {
+        let inv = inventory(
+            r#"private_key = "keys/id_ed25519"
+known_hosts = "/etc/ssh/ssh_known_hosts"
+jump_host = "ops@bastion:2200"
+host_keys = "accept-new"
+connect_timeout_secs = 7
+command_timeout_secs = 70"#,
+        );
+        let state = StateDir::at("/srv/c/.provision/c1");
+        let t = Target::for_host(&inv, &inv.hosts[1], &state, Path::new("/srv/c")).unwrap();
+        assert_eq!(t.name, "node2");
+        assert_eq!((t.address.as_str(), t.port, t.user.as_str()), ("10.0.0.2", 2222, "admin"));
+        assert_eq!(t.credentials, Credentials::KeyFile(PathBuf::from("/srv/c/keys/id_ed25519")));
+        assert_eq!(t.host_keys, HostKeyPolicy::AcceptNew);
+        assert_eq!(t.known_hosts.pin_file, PathBuf::from("/srv/c/.provision/c1/known_hosts"));
+        assert_eq!(t.known_hosts.all()[1], PathBuf::from("/etc/ssh/ssh_known_hosts"));
+        assert_eq!(t.jump, Some(jh("bastion", 2200, "ops")));
+        assert_eq!((t.connect_timeout.as_secs(), t.command_timeout.as_secs()), (7, 70));
+        assert_eq!(t.endpoint(), "admin@10.0.0.2:2222");
+
+        let t1 = Target::for_host(&inv, &inv.hosts[0], &state, Path::new("/srv/c")).unwrap();
+        assert_eq!((t1.port, t1.user.as_str()), (22, "root"));
+    }
+
+    #[test]
+    fn for_host_defaults_and_setting_errors() {
+        let inv = inventory("");
+        let state = StateDir::at("/s");
+        let t = Target::for_host(&inv, &inv.hosts[0], &state, Path::new("/srv")).unwrap();
+        assert_eq!(t.host_keys, HostKeyPolicy::Strict);
+        assert!(t.jump.is_none());
+        match &t.credentials {
+            Credentials::Default { candidates } => {
+                let names: Vec<_> = candidates.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+                assert_eq!(names, DEFAULT_KEY_FILES);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let bad = inventory(r#"jump_host = "ops@bastion:http""#);
+        let e = Target::for_host(&bad, &bad.hosts[0], &state, Path::new("/srv")).unwrap_err();
+        assert!(e.to_string().starts_with("node1: invalid SSH setting ssh.jump_host"), "{e}");
+        let bad = inventory("connect_timeout_secs = 0");
+        let e = Target::for_host(&bad, &bad.hosts[0], &state, Path::new("/srv")).unwrap_err();
+        assert!(e.to_string().contains("ssh.connect_timeout_secs"), "{e}");
     }
 
     #[test]
