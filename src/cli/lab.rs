@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::output::{self, OutputFormat};
 use super::ExitCode;
-use crate::lab::{self, status::human_duration, HostState, Lab, Progress, UpOptions};
+use super::output::{self, OutputFormat};
+use crate::lab::{self, HostState, Lab, Progress, UpOptions, status::human_duration};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -21,7 +21,7 @@ pub enum LabCommand {
     ///
     /// Idempotent: running hosts are left alone, stopped ones boot with their disks,
     /// leftovers of interrupted runs are cleaned up. Pins the hosts' sshd keys into the
-    /// inventory's state dir (.provision/<cluster>/known_hosts).
+    /// inventory's state dir (.provision/CLUSTER/known_hosts).
     Up {
         /// How many hosts (node1 ..= nodeN).
         #[arg(long, default_value_t = lab::DEFAULT_HOSTS, value_parser = clap::value_parser!(u32).range(1..=lab::MAX_HOSTS as i64))]
@@ -38,7 +38,7 @@ pub enum LabCommand {
         #[arg(long)]
         image: bool,
     },
-    /// Show each host's state, pid, sshd, uptime and memory.
+    /// Show each host's state, pid, sshd, uptime and memory (PSS of its processes).
     ///
     /// Exit status: 0 when every expected host runs, 2 when one does not.
     Status {
@@ -91,6 +91,12 @@ pub fn run(args: LabArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::OK)
         }
         LabCommand::Down | LabCommand::Destroy { .. } => {
+            if lab::testing::held_by_a_test() {
+                eprintln!(
+                    "note: a test holds the lab hosts ({}); it may fail when they go away",
+                    lab.tests_lock_path().display()
+                );
+            }
             let (verb, report) = match args.command {
                 LabCommand::Destroy { image } => ("destroyed", lab::destroy(&lab, image, &progress)?),
                 _ => ("down", lab::down(&lab, &progress)?),
@@ -129,14 +135,19 @@ pub fn run(args: LabArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
                                 h.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                                 if h.sshd { "yes" } else { "no" }.to_string(),
                                 h.uptime_seconds.map(human_duration).unwrap_or_else(|| "-".into()),
-                                h.rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "-".into()),
+                                h.mem_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "-".into()),
                             ]
                         })
                         .collect();
                     println!(
                         "{}",
-                        output::table(&["NAME", "ADDRESS", "STATE", "PID", "SSHD", "UPTIME", "RSS"], rows)
+                        output::table(&["NAME", "ADDRESS", "STATE", "PID", "SSHD", "UPTIME", "MEMORY"], rows)
                     );
+                    for h in &st.hosts {
+                        if let Some(note) = &h.note {
+                            println!("{}: {note} (`provision lab up` recovers it)", h.host.name);
+                        }
+                    }
                     let running = st.hosts.iter().filter(|h| h.expected && h.state == HostState::Running).count();
                     println!("{running}/{} expected host(s) running", st.expected_hosts);
                 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::layout::{HostPaths, LabHost};
 use super::{image, preflight, probe, procs};
@@ -55,7 +55,7 @@ pub fn spawn(host: &LabHost, paths: &HostPaths, nspawn: &Path, bash: &Path, cgro
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (write, setsid, close_range) on values prepared before the fork.
+    // system calls (write) on descriptors opened before the fork.
     unsafe {
         cmd.pre_exec(move || {
             // Writing "0" to cgroup.procs moves the writing process into that cgroup, so
@@ -65,16 +65,12 @@ pub fn spawn(host: &LabHost, paths: &HostPaths, nspawn: &Path, bash: &Path, cgro
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            // Its own session: a Ctrl-C or a closing terminal must not take the host down.
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Keep none of our descriptors (lock files, pipes of a test harness) open
-            // in a process that lives on for days.
-            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
             Ok(())
         });
     }
+    // Its own session (a Ctrl-C or a closing terminal must not take the host down), and
+    // none of our descriptors (the cgroup files above included) kept open.
+    procs::detach(&mut cmd);
     let out = cmd.output().with_context(|| format!("starting the boot loop of {} ({})", host.name, bash.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let pid: u32 = match (out.status.success(), stdout.trim().parse()) {

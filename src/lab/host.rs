@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::cgroup::Cgroups;
 use super::layout::{HostPaths, Lab, LabHost};
@@ -26,9 +26,9 @@ pub enum Observed {
 
 /// How a stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
+pub enum StopOutcome {
     /// Nothing was running.
-    AlreadyStopped,
+    WasStopped,
     /// The host powered off by itself after being asked to.
     Clean,
     /// It had to be killed (SIGKILL to every process in its cgroup).
@@ -68,7 +68,7 @@ impl<'a> HostCtl<'a> {
         if !live.is_empty() {
             let why = match nspawn_pid {
                 Some(pid) => format!("its boot loop is gone but systemd-nspawn (pid {pid}) still runs"),
-                None => format!("systemd-nspawn is gone but {} of its processes remain", live.len()),
+                None => format!("no systemd-nspawn, but {} process(es) remain in its cgroup", live.len()),
             };
             return Observed::Stale { why };
         }
@@ -79,14 +79,15 @@ impl<'a> HostCtl<'a> {
     fn loop_pid(&self) -> Option<u32> {
         let name = &self.host.name;
         let recorded = std::fs::read_to_string(self.paths.loop_pid()).ok().and_then(|s| s.trim().parse().ok());
-        let is_loop = |p: u32| procs::alive(p) && self.cg.contains(name, p) && procs::comm(p).as_deref() == Some("bash");
+        let is_loop =
+            |p: u32| procs::alive(p) && self.cg.contains(name, p) && procs::comm(p).as_deref() == Some("bash");
         recorded.filter(|&p| is_loop(p)).or_else(|| self.cg.top_pids(name).into_iter().find(|&p| is_loop(p)))
     }
 
     /// Stops whatever runs of this host and clears what a run leaves (mount, cgroups,
     /// pid files). The disk (upper dir) is kept.
-    pub fn stop(&self) -> Result<Stopped> {
-        let mut outcome = Stopped::AlreadyStopped;
+    pub fn stop(&self) -> Result<StopOutcome> {
+        let mut outcome = StopOutcome::WasStopped;
         if self.live_pids().next().is_some() {
             // Tell the loop not to boot the host again, whatever exit status it sees.
             fsutil::write_atomic(&self.paths.stop_flag(), b"", 0o644)?;
@@ -95,7 +96,7 @@ impl<'a> HostCtl<'a> {
             let gone = procs::wait_until(grace, || {
                 self.live_pids().next().is_none() && loop_pid.is_none_or(|p| !procs::alive(p))
             });
-            outcome = if gone { Stopped::Clean } else { self.kill_all()? };
+            outcome = if gone { StopOutcome::Clean } else { self.kill_all()? };
         }
         self.clear_runtime()?;
         Ok(outcome)
@@ -131,7 +132,7 @@ impl<'a> HostCtl<'a> {
         STRAY_TIMEOUT
     }
 
-    fn kill_all(&self) -> Result<Stopped> {
+    fn kill_all(&self) -> Result<StopOutcome> {
         let gone = procs::wait_until(KILL_TIMEOUT, || {
             let pids: Vec<u32> = self.live_pids().collect();
             for p in &pids {
@@ -143,7 +144,7 @@ impl<'a> HostCtl<'a> {
             let left: Vec<String> = self.live_pids().map(|p| p.to_string()).collect();
             bail!("{}: processes {} survived SIGKILL", self.host.name, left.join(", "));
         }
-        Ok(Stopped::Killed)
+        Ok(StopOutcome::Killed)
     }
 
     /// Unmounts the root, removes the cgroups and the loop's files.

@@ -9,10 +9,11 @@
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::fsutil;
-use super::layout::LabHost;
+use super::hostkeys;
+use super::layout::{HostPaths, LabHost};
 
 /// sshd settings of every lab host; `ListenAddress` keeps each host's sshd on its own
 /// address (the hosts share the machine's network namespace).
@@ -50,7 +51,8 @@ fn valid_machine_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0')
 }
 
-/// Writes the host's identity into `root` (its mounted overlay).
+/// Writes the host's identity into `root` (its mounted overlay). Host keys staged in
+/// advance for this host (`hostkeys`) are used when present.
 pub fn write(
     root: &Path,
     host: &LabHost,
@@ -58,6 +60,7 @@ pub fn write(
     authorized_key: &str,
     sudo_user: &str,
     ssh_keygen: &Path,
+    staged_keys: Option<&HostPaths>,
 ) -> Result<()> {
     let file = |rel: &str| inside(root, rel);
     fsutil::write_atomic(&file("etc/hostname")?, format!("{}\n", host.name).as_bytes(), 0o644)?;
@@ -70,7 +73,18 @@ pub fn write(
     }
 
     // -A makes only the missing key types, so existing host keys (the pinned ones) stay.
-    inside(root, "etc/ssh/x")?;
+    // It would follow a symlinked key path out of the host: such links are removed first.
+    for kind in ["rsa", "ecdsa", "ed25519"] {
+        for suffix in ["", ".pub"] {
+            let p = file(&format!("etc/ssh/ssh_host_{kind}_key{suffix}"))?;
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                fsutil::remove_file_if_exists(&p)?;
+            }
+        }
+    }
+    if let Some(paths) = staged_keys {
+        hostkeys::install_staged(paths, &file("etc/ssh")?)?;
+    }
     let out = Command::new(ssh_keygen)
         .arg("-A")
         .arg("-f")
@@ -92,13 +106,18 @@ pub fn write(
     let (uid, gid, home) = passwd_entry(root, sudo_user)?;
     let home = home.trim_start_matches('/');
     fsutil::dir_with_mode(&file(&format!("{home}/.ssh"))?, 0o700, Some((uid, gid)))?;
-    fsutil::write_atomic_owned(&file(&format!("{home}/.ssh/authorized_keys"))?, line.as_bytes(), 0o600, Some((uid, gid)))?;
+    fsutil::write_atomic_owned(
+        &file(&format!("{home}/.ssh/authorized_keys"))?,
+        line.as_bytes(),
+        0o600,
+        Some((uid, gid)),
+    )?;
     Ok(())
 }
 
 /// `root/rel`, refusing when a directory on the way is a symlink: root inside a lab host
 /// can plant one, and following it from outside would write to this machine's files.
-fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
+pub fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
     let rel = Path::new(rel);
     let mut at = root.to_path_buf();
     let parts: Vec<Component> = rel.components().collect();
@@ -106,12 +125,8 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
         let Component::Normal(name) = c else { bail!("unexpected path component in {}", rel.display()) };
         at.push(name);
         let last = i + 1 == parts.len();
-        if !last {
-            if let Ok(meta) = std::fs::symlink_metadata(&at) {
-                if meta.file_type().is_symlink() {
-                    bail!("{} is a symlink inside the lab host; refusing to write through it", at.display());
-                }
-            }
+        if !last && std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!("{} is a symlink inside the lab host; refusing to write through it", at.display());
         }
     }
     Ok(at)
@@ -120,6 +135,9 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
 /// uid, gid and home of `user` in the host's /etc/passwd.
 fn passwd_entry(root: &Path, user: &str) -> Result<(u32, u32, String)> {
     let p = inside(root, "etc/passwd")?;
+    if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("{} is a symlink; refusing to read through it", p.display());
+    }
     let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
     for line in text.lines() {
         let f: Vec<&str> = line.split(':').collect();
@@ -156,7 +174,9 @@ mod tests {
     #[test]
     fn sshd_dropin_binds_the_host_address_and_hardens() {
         let s = sshd_dropin(&LabHost::new(2));
-        for l in ["ListenAddress 127.0.1.2", "PasswordAuthentication no", "PermitRootLogin prohibit-password", "UseDNS no"] {
+        for l in
+            ["ListenAddress 127.0.1.2", "PasswordAuthentication no", "PermitRootLogin prohibit-password", "UseDNS no"]
+        {
             assert!(s.lines().any(|x| x == l), "{l}");
         }
     }
@@ -178,7 +198,11 @@ mod tests {
     fn finds_the_sudo_users_ids() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nops:x:1000:1000::/home/ops:/bin/bash\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nops:x:1000:1000::/home/ops:/bin/bash\n",
+        )
+        .unwrap();
         assert_eq!(passwd_entry(dir.path(), "ops").unwrap(), (1000, 1000, "/home/ops".to_string()));
         assert!(passwd_entry(dir.path(), "nobody").is_err());
     }

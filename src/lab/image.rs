@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::fsutil;
@@ -314,10 +314,8 @@ pub fn prune(lab: &Lab, current: &str, in_use: &[String]) -> Result<Vec<PathBuf>
     if let Ok(entries) = fs::read_dir(lab.cache_dir()) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale_tarball = name
-                .strip_prefix("bookworm-")
-                .and_then(|n| n.strip_suffix(".tar.zst"))
-                .is_some_and(|key| !keep(key));
+            let stale_tarball =
+                name.strip_prefix("bookworm-").and_then(|n| n.strip_suffix(".tar.zst")).is_some_and(|key| !keep(key));
             let partial = name.ends_with(".zst.partial");
             let stale_build = name
                 .strip_prefix("build-")
@@ -351,7 +349,8 @@ mod tests {
 
     #[test]
     fn recipe_installs_what_the_lab_promises() {
-        for p in ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "ca-certificates", "iproute2", "procps"] {
+        for p in ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "ca-certificates", "iproute2", "procps"]
+        {
             assert!(RECIPE.include.contains(&p), "{p}");
         }
         let script = RECIPE.configure_script();

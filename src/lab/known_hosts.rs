@@ -21,7 +21,11 @@ pub fn read_host_keys(root: &Path, address: Ipv4Addr) -> Result<HostKeys> {
     let mut keys = Vec::new();
     // Preference order of OpenSSH clients; all three are pinned so any client can connect.
     for kind in ["ed25519", "ecdsa", "rsa"] {
-        let p = root.join(format!("etc/ssh/ssh_host_{kind}_key.pub"));
+        let p = super::identity::inside(root, &format!("etc/ssh/ssh_host_{kind}_key.pub"))?;
+        // A host could link its key file to a file of this machine: never read through it.
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!("host key {} is a symlink; refusing to read through it", p.display());
+        }
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading host key {}", p.display()))?;
         let mut fields = text.split_whitespace();
         if let (Some(t), Some(b)) = (fields.next(), fields.next()) {
@@ -134,5 +138,9 @@ mod tests {
         assert_eq!(k.keys, ["ssh-ed25519 AAAAed25519", "ecdsa-sha2-nistp256 AAAAecdsa", "ssh-rsa AAAArsa"]);
         std::fs::remove_file(ssh.join("ssh_host_rsa_key.pub")).unwrap();
         assert!(read_host_keys(dir.path(), Ipv4Addr::new(127, 0, 1, 3)).is_err());
+        // A key file linked out of the host is refused, not followed.
+        std::os::unix::fs::symlink("/etc/hostname", ssh.join("ssh_host_rsa_key.pub")).unwrap();
+        let err = read_host_keys(dir.path(), Ipv4Addr::new(127, 0, 1, 3)).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
     }
 }

@@ -6,6 +6,7 @@
 //!   lock, tests.lock                 flock files: lab commands / tests that use the lab
 //!   expected-hosts                   how many hosts the last `lab up` asked for
 //!   images/<key>/                    the unpacked image: every host's overlay lowerdir
+//!   hostkeys-pool/set-*/             sshd host key sets made in advance for new hosts
 //!   hosts/nodeN/                     one host: image, upper/, work/, root/ (the overlay),
 //!                                    console.log, loop.pid, started, stop
 //! /var/cache/provision-lab/
@@ -28,7 +29,7 @@ pub struct Lab {
     cache: PathBuf,
 }
 
-/// One lab host: `node<index>` at 127.0.1.<index>.
+/// One lab host: `node<index>` at `127.0.1.<index>`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LabHost {
     pub index: u32,
@@ -52,7 +53,7 @@ impl LabHost {
         (1..=MAX_HOSTS).contains(&index).then(|| LabHost::new(index))
     }
 
-    /// Hosts node1 ..= node<count>.
+    /// Hosts `node1 ..= node<count>`.
     pub fn first(count: u32) -> Vec<LabHost> {
         (1..=count.min(MAX_HOSTS)).map(LabHost::new).collect()
     }
@@ -100,6 +101,11 @@ impl Lab {
     /// The unpacked image with this recipe key.
     pub fn image_root(&self, key: &str) -> PathBuf {
         self.images_dir().join(key)
+    }
+
+    /// Host key sets made in advance, each used by exactly one new host.
+    pub fn hostkeys_pool(&self) -> PathBuf {
+        self.state.join("hostkeys-pool")
     }
 
     pub fn hosts_dir(&self) -> PathBuf {

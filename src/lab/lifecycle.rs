@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use super::cgroup::Cgroups;
-use super::host::{self, HostCtl, Observed, Stopped};
+use super::host::{self, HostCtl, Observed, StopOutcome};
 use super::image::{self, RECIPE};
-use super::layout::{Lab, LabHost, MAX_HOSTS};
 use super::known_hosts::{self, HostKeys};
+use super::layout::{DEFAULT_HOSTS, Lab, LabHost, MAX_HOSTS};
 use super::preflight::{self, BASH, NSPAWN, SSH_KEYGEN, TAR, ZSTD};
 use super::progress::{Progress, StepTiming};
-use super::{boot, fsutil, identity, key, lock, probe};
+use super::{boot, fsutil, hostkeys, identity, key, lock, probe};
 use crate::state::StateDir;
 
 /// How long a booting host gets until its sshd must answer.
@@ -23,7 +23,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    /// Hosts node1 ..= node<hosts>.
+    /// Hosts `node1 ..= node<hosts>`.
     pub hosts: u32,
     /// The lab inventory: its state dir's known_hosts receives the host keys.
     pub inventory: PathBuf,
@@ -99,7 +99,10 @@ fn lock_lab(lab: &Lab) -> Result<lock::LockGuard> {
 pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> {
     let started = Instant::now();
     if !(1..=MAX_HOSTS).contains(&opts.hosts) {
-        bail!("--hosts must be between 1 and {MAX_HOSTS} (addresses 127.0.1.1 ..= 127.0.1.{MAX_HOSTS}), got {}", opts.hosts);
+        bail!(
+            "--hosts must be between 1 and {MAX_HOSTS} (addresses 127.0.1.1 ..= 127.0.1.{MAX_HOSTS}), got {}",
+            opts.hosts
+        );
     }
     preflight::require_root("up")?;
     let tools = preflight::require_tools(&[NSPAWN, BASH, SSH_KEYGEN, TAR, ZSTD])?;
@@ -114,12 +117,46 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         s.detail(lab.key_path().display().to_string());
         Ok(k)
     })?;
-    let image = image::ensure(lab, &RECIPE, progress)?;
-
     let all = LabHost::first(opts.hosts);
     let ctls: Vec<HostCtl> = all.iter().map(|h| HostCtl::new(lab, &cg, h.clone())).collect();
     let observed: Vec<Observed> = ctls.iter().map(HostCtl::observe).collect();
     let to_boot: Vec<usize> = (0..ctls.len()).filter(|&i| !matches!(observed[i], Observed::Running { .. })).collect();
+
+    // New hosts take sshd host keys from the pool; keys for the others are made while the
+    // image step runs: neither needs the other.
+    let mut need_keys = Vec::new();
+    for &i in &to_boot {
+        if hostkeys::needed(&ctls[i].paths) && !hostkeys::take_from_pool(lab, &ctls[i].paths)? {
+            need_keys.push(i);
+        }
+    }
+    let (image, staged) = std::thread::scope(|scope| {
+        let keys = scope.spawn(|| parallel(&need_keys, |i| hostkeys::stage(&ctls[i].paths, ssh_keygen)));
+        let image = image::ensure(lab, &RECIPE, progress);
+        let staged = if need_keys.is_empty() {
+            keys.join().map_err(|_| anyhow::anyhow!("the host key thread panicked"))
+        } else {
+            progress.step("hostkeys", |s| {
+                s.message("ssh-keygen -A for the new hosts");
+                let r = keys.join().map_err(|_| anyhow::anyhow!("the host key thread panicked"));
+                s.detail(format!("{} new host(s), made alongside the image step", need_keys.len()));
+                r
+            })
+        };
+        (image, staged)
+    });
+    let image = image?;
+    // Not fatal: ssh-keygen -A on the mounted disk makes whatever is missing.
+    match staged {
+        Ok(results) => {
+            for (r, &i) in results.iter().zip(&need_keys) {
+                if let Err(e) = r {
+                    warnings.push(format!("{}: host keys made later: {e:#}", ctls[i].host.name));
+                }
+            }
+        }
+        Err(e) => warnings.push(format!("host keys made later: {e:#}")),
+    }
 
     // Disks: stop leftovers, mount the overlay, write the identity.
     let prepared = progress.step("prepare", |s| {
@@ -128,14 +165,14 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
             let ctl = &ctls[i];
             ctl.stop()?;
             let key = ctl.prepare_disk(lab, &image.key)?;
-            identity::write(&ctl.root(), &ctl.host, &all, &public_key, RECIPE.sudo_user, ssh_keygen)?;
+            identity::write(&ctl.root(), &ctl.host, &all, &public_key, RECIPE.sudo_user, ssh_keygen, Some(&ctl.paths))?;
             Ok(key)
         });
         let keys = collect(&to_boot, &ctls, results)?;
         let new = to_boot.iter().filter(|&&i| observed[i] == Observed::Absent).count();
         let stale = to_boot.iter().filter(|&&i| matches!(observed[i], Observed::Stale { .. })).count();
         s.detail(format!(
-            "{} disk(s) mounted ({new} new, {stale} recovered), {} running left alone",
+            "{} disk(s): {new} new, {stale} recovered; {} running left alone",
             to_boot.len(),
             ctls.len() - to_boot.len()
         ));
@@ -177,21 +214,29 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
         });
         let times = collect(&all_idx, &ctls, results)?;
         let slowest = times.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
-        s.detail(format!("{} host(s) booted, sshd answers on all (slowest {slowest:.2}s)", to_boot.len()));
+        s.detail(format!("{} booted; sshd answers on all (slowest {slowest:.2}s)", to_boot.len()));
         Ok(times)
     })?;
 
     let known_hosts_path = lab_known_hosts(&opts.inventory)?;
+    if !opts.inventory.exists() {
+        warnings.push(format!(
+            "inventory {} does not exist; the host keys are pinned in {} anyway (--inventory names the lab inventory)",
+            opts.inventory.display(),
+            known_hosts_path.display()
+        ));
+    }
     progress.step("pin", |s| {
-        let keys: Vec<HostKeys> = ctls
-            .iter()
-            .map(|c| known_hosts::read_host_keys(&c.root(), c.host.address))
-            .collect::<Result<_>>()?;
+        let keys: Vec<HostKeys> =
+            ctls.iter().map(|c| known_hosts::read_host_keys(&c.root(), c.host.address)).collect::<Result<_>>()?;
         let n = known_hosts::pin(&known_hosts_path, &keys)?;
         s.detail(format!("{n} host keys -> {}", known_hosts_path.display()));
         Ok(())
     })?;
     fsutil::write_atomic(&lab.expected_hosts_path(), format!("{}\n", opts.hosts).as_bytes(), 0o644)?;
+    if let Err(e) = hostkeys::refill_pool_in_background(lab, DEFAULT_HOSTS as usize, bash, ssh_keygen) {
+        warnings.push(format!("{e:#}"));
+    }
     if let Err(e) = image::prune(lab, &image.key, &host::images_in_use(lab)) {
         warnings.push(format!("could not remove old images: {e:#}"));
     }
@@ -262,7 +307,7 @@ pub fn destroy(lab: &Lab, image: bool, progress: &Progress) -> Result<DownReport
     let started = Instant::now();
     preflight::require_root("destroy")?;
     let cg = Cgroups::detect()?;
-    if !lab.state_dir().exists() && !(image && lab.cache_dir().exists()) {
+    if !(lab.state_dir().exists() || image && lab.cache_dir().exists()) {
         return Ok(DownReport { hosts: Vec::new(), steps: Vec::new(), total_seconds: 0.0 });
     }
     fsutil::private_dir(lab.state_dir())?;
@@ -279,6 +324,10 @@ pub fn destroy(lab: &Lab, image: bool, progress: &Progress) -> Result<DownReport
         s.detail(format!("{} host disk(s)", existing.len()));
         Ok(())
     })?;
+    // The next `up` usually makes new hosts: have their host keys ready.
+    if let (Some(bash), Some(keygen)) = (preflight::find("bash"), preflight::find("ssh-keygen")) {
+        let _ = hostkeys::refill_pool_in_background(lab, DEFAULT_HOSTS as usize, &bash, &keygen);
+    }
     if image {
         progress.step("image", |s| {
             fsutil::remove_tree(&lab.images_dir())?;
@@ -297,10 +346,10 @@ fn known_hosts_on_machine(lab: &Lab, cg: &Cgroups) -> Result<Vec<LabHost>> {
     for dir in cg.group_dirs() {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
-                if let Some(h) = e.file_name().to_str().and_then(LabHost::from_name) {
-                    if !hosts.contains(&h) {
-                        hosts.push(h);
-                    }
+                if let Some(h) = e.file_name().to_str().and_then(LabHost::from_name)
+                    && !hosts.contains(&h)
+                {
+                    hosts.push(h);
                 }
             }
         }
@@ -317,12 +366,12 @@ fn stop_all(lab: &Lab, cg: &Cgroups, progress: &Progress) -> Result<Vec<HostDown
         s.message(format!("{} host(s)", ctls.len()));
         let results = parallel(&idx, |i| ctls[i].stop());
         let outcomes = collect(&idx, &ctls, results)?;
-        let count = |o: Stopped| outcomes.iter().filter(|&&x| x == o).count();
+        let count = |o: StopOutcome| outcomes.iter().filter(|&&x| x == o).count();
         s.detail(format!(
             "{} powered off, {} killed, {} were stopped",
-            count(Stopped::Clean),
-            count(Stopped::Killed),
-            count(Stopped::AlreadyStopped)
+            count(StopOutcome::Clean),
+            count(StopOutcome::Killed),
+            count(StopOutcome::WasStopped)
         ));
         Ok(hosts
             .iter()
@@ -330,9 +379,9 @@ fn stop_all(lab: &Lab, cg: &Cgroups, progress: &Progress) -> Result<Vec<HostDown
             .map(|(h, o)| HostDown {
                 host: h.clone(),
                 result: match o {
-                    Stopped::Clean => "powered-off",
-                    Stopped::Killed => "killed",
-                    Stopped::AlreadyStopped => "was-stopped",
+                    StopOutcome::Clean => "powered-off",
+                    StopOutcome::Killed => "killed",
+                    StopOutcome::WasStopped => "was-stopped",
                 },
             })
             .collect())

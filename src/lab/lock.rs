@@ -38,17 +38,25 @@ pub fn exclusive(path: &Path, on_wait: impl FnOnce()) -> Result<LockGuard> {
     Ok(LockGuard { _file: file })
 }
 
+/// True when someone holds the lock on `path` right now (the lock is not kept).
+pub fn is_held(path: &Path) -> bool {
+    let Ok(file) = OpenOptions::new().write(true).open(path) else { return false };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn second_holder_waits_for_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
+        assert!(!is_held(&path));
         let first = exclusive(&path, || panic!("nobody holds it yet")).unwrap();
+        assert!(is_held(&path));
         let released = Arc::new(AtomicBool::new(false));
         let waited = Arc::new(AtomicBool::new(false));
         let (p, r, w) = (path.clone(), released.clone(), waited.clone());

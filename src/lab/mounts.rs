@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// Mount points in this mount namespace, in mount order (a path can appear more than
 /// once when mounts are stacked).
@@ -15,10 +15,7 @@ pub fn mount_points() -> Result<Vec<PathBuf>> {
 }
 
 fn parse_mountinfo(info: &str) -> Vec<PathBuf> {
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape(p)))
-        .collect()
+    info.lines().filter_map(|line| line.split(' ').nth(4)).map(|p| PathBuf::from(unescape(p))).collect()
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 
 pub const INSTALL_HINT: &str = "apt-get install -y systemd-container debootstrap zstd";
 

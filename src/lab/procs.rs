@@ -45,7 +45,19 @@ pub fn is_container_init(pid: u32) -> bool {
 /// Resident memory of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+    kib_field(&status, "VmRSS:")
+}
+
+/// Proportional set size of `pid` in KiB: its resident memory with every shared page
+/// divided among the processes sharing it. The lab hosts share one image (the same
+/// files, the same page cache), so summing RSS would count libc once per process.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    kib_field(&rollup, "Pss:")
+}
+
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 pub fn signal(pid: u32, sig: i32) -> std::io::Result<()> {
@@ -62,6 +74,23 @@ pub fn signal(pid: u32, sig: i32) -> std::io::Result<()> {
 /// systemd powers off cleanly on SIGRTMIN+4.
 pub fn sig_poweroff() -> i32 {
     libc::SIGRTMIN() + 4
+}
+
+/// Makes `cmd` start in its own session with no descriptor above stderr inherited: for
+/// processes that outlive `provision` (a lock file or a test harness's pipe held open for
+/// days would be a bug). Runs after any pre_exec registered earlier.
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
+            Ok(())
+        });
+    }
 }
 
 /// Polls `done` every 50 ms until it returns true or `timeout` passes.
@@ -95,6 +124,8 @@ mod tests {
         assert!(alive(me));
         assert!(!is_container_init(me));
         assert!(rss_kib(me).is_some_and(|k| k > 0));
+        let (pss, rss) = (pss_kib(me).unwrap(), rss_kib(me).unwrap());
+        assert!(pss > 0 && pss <= rss + 4, "pss {pss} rss {rss}");
         assert!(!alive(u32::MAX - 1));
     }
 

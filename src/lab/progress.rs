@@ -87,9 +87,8 @@ impl Progress {
         let detail = step.detail.lock().map(|d| d.clone()).unwrap_or_default();
         let mark = if result.is_ok() { "✓" } else { "✗" };
         let line = format!("  {mark} {name:<8} {detail:<52} {seconds:>6.2}s");
-        match (&step.bar, self.mode) {
-            (Some(bar), _) => bar.finish_and_clear(),
-            (None, _) => {}
+        if let Some(bar) = &step.bar {
+            bar.finish_and_clear();
         }
         if self.mode != Mode::Quiet {
             eprintln!("{line}");

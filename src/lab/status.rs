@@ -40,10 +40,13 @@ pub struct HostStatus {
     pub pid: Option<u32>,
     pub sshd: bool,
     pub uptime_seconds: Option<u64>,
-    /// Sum of the resident memory of the host's processes (shared pages counted in
-    /// each process, so an upper bound).
-    pub rss_mib: Option<f64>,
+    /// Memory of the host's processes: the sum of their proportional set sizes (pages
+    /// shared with other processes, e.g. the image's libraries, counted by share).
+    pub mem_mib: Option<f64>,
     pub expected: bool,
+    /// Why a host is `stale`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,16 +93,22 @@ fn one(lab: &Lab, cg: &Cgroups, host: LabHost, expected: u32) -> HostStatus {
         Observed::Absent => (HostState::Absent, None),
     };
     let pids = cg.all_pids(&host.name);
-    let rss_mib = (!pids.is_empty())
-        .then(|| pids.iter().filter_map(|&p| procs::rss_kib(p)).sum::<u64>() as f64 / 1024.0);
-    let sshd = state != HostState::Absent && probe::ssh_banner(host.address.into(), Duration::from_millis(500)).is_some();
+    let mem_mib = (!pids.is_empty()).then(|| {
+        pids.iter().filter_map(|&p| procs::pss_kib(p).or_else(|| procs::rss_kib(p))).sum::<u64>() as f64 / 1024.0
+    });
+    let sshd =
+        state != HostState::Absent && probe::ssh_banner(host.address.into(), Duration::from_millis(500)).is_some();
     HostStatus {
         state,
         pid,
         sshd,
         uptime_seconds: (state == HostState::Running).then(|| host::uptime(&ctl.paths)).flatten().map(|d| d.as_secs()),
-        rss_mib,
+        mem_mib,
         expected: host.index <= expected,
+        note: match observed {
+            Observed::Stale { why } => Some(why),
+            _ => None,
+        },
         host,
     }
 }

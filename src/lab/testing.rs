@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::layout::{Lab, LabHost, DEFAULT_HOSTS};
+use super::layout::{DEFAULT_HOSTS, Lab, LabHost};
 use super::lifecycle::{self, UpOptions};
 use super::lock::{self, LockGuard};
 use super::progress::Progress;
@@ -43,6 +43,12 @@ pub struct TestLab {
 /// inventories/lab.toml of the crate these tests belong to.
 pub fn lab_inventory() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.toml")
+}
+
+/// True while some test holds the lab (so `lab down`/`destroy` by hand would pull the
+/// hosts from under it).
+pub fn held_by_a_test() -> bool {
+    lock::is_held(&Lab::system().tests_lock_path())
 }
 
 /// Waits until no other test uses the lab, then holds it.
@@ -72,7 +78,11 @@ pub fn ensure_fresh_for_tests() -> Result<TestLab> {
 fn up_holding(held: TestLabLock) -> Result<TestLab> {
     let lab = Lab::system();
     let inventory = lab_inventory();
-    let report = lifecycle::up(&lab, &UpOptions { hosts: DEFAULT_HOSTS, inventory: inventory.clone() }, &Progress::for_stderr())?;
+    let report = lifecycle::up(
+        &lab,
+        &UpOptions { hosts: DEFAULT_HOSTS, inventory: inventory.clone() },
+        &Progress::for_stderr(),
+    )?;
     Ok(TestLab {
         hosts: report.hosts.into_iter().map(|h| h.host).collect(),
         key: report.key,
