@@ -56,7 +56,7 @@ pub struct ManagedDir {
     pub component: Component,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ManagedFile {
     /// Absolute path on the host.
     pub path: String,
@@ -79,6 +79,22 @@ pub struct ManagedUnit {
     pub component: Component,
     /// Absolute paths of the files whose change requires a restart.
     pub watches: Vec<String>,
+}
+
+/// Debug never shows the content: it may be a private key (only its size and digest).
+impl std::fmt::Debug for ManagedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("owner", &self.owner)
+            .field("group", &self.group)
+            .field("size", &self.content.len())
+            .field("sha256", &self.sha256_hex())
+            .field("secret", &self.secret)
+            .field("component", &self.component)
+            .finish()
+    }
 }
 
 impl ManagedFile {

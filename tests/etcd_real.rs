@@ -138,11 +138,15 @@ fn rendered_etcd_members_form_a_tls_cluster() {
                 panic!("etcd member e{} exited ({status}):\n{log}", i + 1);
             }
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "cluster not healthy after 60 s:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if start.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(tmp.path().join("e1/etcd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            panic!(
+                "cluster not healthy after 60 s:\n{}\ne1 log (last lines, newest first):\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                tail.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 

@@ -283,3 +283,26 @@ fn same_inputs_render_identically() {
         }
     }
 }
+
+#[test]
+fn audit_opt_out_is_rendered_and_reported_by_the_checks() {
+    let mut inv = inventory("ha");
+    inv.security.audit_log = false;
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    let cp1 = host(&r.desired.hosts, "cp1");
+    assert!(cp1.file(paths::AUDIT_POLICY).is_none());
+    let view = provision::cis::HostView::from_desired(cp1).unwrap();
+    assert_eq!(view.flag("kube-apiserver", "audit-log-path"), None);
+    let failed: Vec<&str> =
+        provision::cis::run_all(&view).into_iter().filter(|c| !c.passed).map(|c| c.id).collect();
+    assert_eq!(failed, vec!["1.2.16", "1.2.17", "1.2.18", "1.2.19"], "the opt-out shows up as failed audit checks");
+}
+
+#[test]
+fn debug_output_never_shows_key_material() {
+    let inv = inventory("ha");
+    let r = render(&inv, &fixture_pki(&inv), &Templates::embedded().unwrap()).unwrap();
+    let dbg = format!("{r:?}");
+    assert!(dbg.contains("/etc/kubernetes/pki/ca.key"));
+    assert!(!dbg.contains("PRIVATE KEY") && !dbg.contains("client-key-data"), "Debug leaks file contents");
+}

@@ -6,6 +6,7 @@ mod exit;
 pub mod lab;
 pub mod output;
 pub mod validate;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// The cluster's certificates: `certs list` shows expiry and what apply would renew.
     Certs(certs::CertsArgs),
+    /// Write every host's files (units, configs, certificates) into a directory, with a
+    /// manifest, without touching any host.
+    Render(render::RenderArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -47,6 +51,7 @@ pub fn main() -> i32 {
         Command::Lab(args) => lab::run(args, cli.output),
         Command::Validate(args) => validate::run(&args, cli.output),
         Command::Certs(args) => certs::run(args, cli.output),
+        Command::Render(args) => render::run(args, cli.output),
     };
     exit::report(result, cli.output)
 }

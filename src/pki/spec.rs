@@ -134,9 +134,9 @@ pub fn leaf_specs(inv: &Inventory) -> anyhow::Result<Vec<LeafSpec>> {
             server_auth: true,
             client_auth: true,
         });
-        // etcd checks a peer's client certificate against the connection's source
-        // address. Hosts on loopback addresses (the lab's 127.0.1.x, sharing one network
-        // namespace) all connect from 127.0.0.1, so their peer certificates must name it.
+        // A connection between two loopback addresses (lab hosts on 127.0.1.x share one
+        // network namespace) leaves from 127.0.0.1, and etcd checks a peer's source address
+        // against its certificate: such peers need 127.0.0.1 too.
         let mut peer_sans = name_and_address(host)?;
         if host.address.is_loopback() {
             peer_sans.insert(San::Ip(IpAddr::from([127, 0, 0, 1])));
@@ -182,8 +182,7 @@ fn apiserver_sans(inv: &Inventory) -> anyhow::Result<BTreeSet<San>> {
         sans.extend(name_and_address(host)?);
     }
     sans.insert(endpoint_san(&cluster.api_endpoint)?);
-    check_service_cidr(&cluster.service_cidr)?;
-    sans.insert(San::Ip(cluster.first_service_ip()));
+    sans.insert(San::Ip(first_service_ip(&cluster.service_cidr)?));
     let domain = cluster.cluster_domain.trim_end_matches('.');
     for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
         sans.insert(San::Dns(name.into()));
@@ -202,13 +201,16 @@ fn endpoint_san(endpoint: &str) -> anyhow::Result<San> {
     dns(endpoint, "[cluster].api_endpoint").context("write an IP address or a DNS name without port or scheme (the port is [cluster].api_port)")
 }
 
-/// The kubernetes Service's ClusterIP is the first address of the service CIDR: refuse a
-/// range too small to hold it (validation does too; this guards unvalidated callers).
-fn check_service_cidr(cidr: &IpNet) -> anyhow::Result<()> {
+/// The kubernetes Service's ClusterIP: the first address of the service CIDR.
+pub fn first_service_ip(cidr: &IpNet) -> anyhow::Result<IpAddr> {
+    // Below a /30 (IPv4) or /126 (IPv6) there is no room for services at all.
     if cidr.max_prefix_len() - cidr.prefix_len() < 2 {
         bail!("[cluster].service_cidr {cidr} has no room for the kubernetes Service address: use a /24 or larger");
     }
-    Ok(())
+    Ok(match cidr.network() {
+        IpAddr::V4(net) => IpAddr::from(std::net::Ipv4Addr::from(u32::from(net) + 1)),
+        IpAddr::V6(net) => IpAddr::from(std::net::Ipv6Addr::from(u128::from(net) + 1)),
+    })
 }
 
 fn name_and_address(host: &Host) -> anyhow::Result<BTreeSet<San>> {
@@ -324,14 +326,11 @@ roles = ["etcd"]
     }
 
     #[test]
-    fn a_service_cidr_without_room_is_refused() {
-        let mut inv = inventory("");
-        inv.cluster.service_cidr = "10.0.0.4/31".parse().unwrap();
-        let err = leaf_specs(&inv).unwrap_err().to_string();
-        assert!(err.contains("service_cidr 10.0.0.4/31"), "{err}");
-        inv.cluster.service_cidr = "fd00:10::/108".parse().unwrap();
-        let specs = leaf_specs(&inv).unwrap();
-        assert!(spec(&specs, &CertId::ApiServer).sans.contains(&San::Ip("fd00:10::1".parse().unwrap())));
+    fn first_service_ip_and_too_small_cidrs() {
+        assert_eq!(first_service_ip(&"10.96.0.0/12".parse().unwrap()).unwrap().to_string(), "10.96.0.1");
+        assert_eq!(first_service_ip(&"fd00:10::/108".parse().unwrap()).unwrap().to_string(), "fd00:10::1");
+        let err = first_service_ip(&"10.0.0.5/32".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("service_cidr"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod context;
 pub mod paths;
 pub mod templates;
 
+pub mod output;
+
 mod apiserver;
 mod controller_manager;
 mod etcd;
