@@ -45,8 +45,7 @@ fn main() {
     let bin = provision_bin();
     eprintln!("starting a local 3-member etcd 3.4 cluster on 127.0.3.1-3 ...");
     let c = local_etcd::LocalEtcd::start("bench", 22879, 22880);
-    let inv_text = std::fs::read_to_string(c.inventory()).expect("inventory");
-    let inv: provision::inventory::Inventory = toml::from_str(&inv_text).expect("inventory parses");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     let creds =
         ClientCredentials::from_files(&c.ca_file, &c.client_cert_file, &c.client_key_file).expect("credentials");

@@ -55,7 +55,7 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
     let lab = provision::lab::ensure_fresh_for_tests().expect("lab hosts up");
     let inv_path = lab.inventory.clone();
     let inv_arg = inv_path.to_str().expect("utf-8");
-    let inventory: Inventory = toml::from_str(&std::fs::read_to_string(&inv_path).expect("read")).expect("parse");
+    let inventory: Inventory = provision::inventory::load(&inv_path).expect("lab inventory").inventory;
     let state = StateDir::beside(&inv_path, &inventory.cluster.name);
     let pki = provision::pki::ensure(&inventory, &state).expect("pki");
     let rendered = render(&inventory, &pki, &Templates::embedded().expect("templates")).expect("render");

@@ -90,8 +90,7 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
     assert!(leader_ids.windows(2).all(|w| w[0] == w[1]), "members agree on the leader: {leader_ids:?}");
 
     // A key written through m1 is read through m3 (each client talks to one member only).
-    let inv: provision::inventory::Inventory =
-        toml::from_str(&std::fs::read_to_string(c.inventory()).expect("read")).expect("parse");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     let creds = creds(&c);
     runtime().block_on(async {
@@ -168,8 +167,7 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
 }
 
 fn fill(c: &LocalEtcd, keys: usize) {
-    let inv: provision::inventory::Inventory =
-        toml::from_str(&std::fs::read_to_string(c.inventory()).expect("read")).expect("parse");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     let creds = creds(c);
     runtime().block_on(async {
@@ -286,8 +284,7 @@ fn backup_falls_back_when_the_preferred_member_does_not_deliver() {
     let _g = lock();
     let c = LocalEtcd::start("fallback", 22679, 22680);
     fill(&c, 200);
-    let inv: provision::inventory::Inventory =
-        toml::from_str(&std::fs::read_to_string(c.inventory()).expect("read")).expect("parse");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     c.freeze(1);
     let dir = tempfile::tempdir().expect("tempdir");

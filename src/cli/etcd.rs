@@ -158,11 +158,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// The inventory, parsed and checked.
-pub(crate) fn load_inventory(path: &Path) -> anyhow::Result<Inventory> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read inventory {}", path.display()))?;
-    let inventory: Inventory = toml::from_str(&text).with_context(|| format!("inventory {}", path.display()))?;
-    Ok(inventory)
+/// The inventory, parsed and validated (every problem reported with file:line, exit 2).
+fn load_inventory(path: &Path, format: OutputFormat) -> anyhow::Result<Inventory> {
+    Ok(super::validate::load_or_report(path, format)?.inventory)
 }
 
 /// The inventory's etcd members; an inventory without any is an input error.
@@ -197,7 +195,7 @@ fn credentials(tls: &TlsArgs, inventory: &Inventory, inventory_path: &Path) -> a
 }
 
 async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory)?;
+    let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
     let report = health::check(&members, &creds, HealthOptions { timeout: a.timeout, slow_after: a.slow }).await;
@@ -273,7 +271,7 @@ pub fn human_bytes(n: i64) -> String {
 }
 
 async fn backup_cmd(a: BackupArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory)?;
+    let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
     let cluster = inventory.cluster.name.clone();
@@ -348,7 +346,7 @@ fn verify_cmd(a: VerifyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
 }
 
 fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory)?;
+    let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     // The snapshot is checked before anything else happens: a damaged file stops here.
     let info = snapshot_file::verify(&a.snapshot, Depth::Structure)
