@@ -69,6 +69,7 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
     let (out, _) = provision(&["etcd", "health", inventory(&c)]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
+    eprintln!("{t}");
     assert!(t.contains("healthy: 3/3 members healthy, leader m"), "{t}");
     assert!(t.contains("3.4.23") && t.contains("RAFT TERM"), "{t}");
 
@@ -129,6 +130,7 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
     c.freeze(li);
     let (out, took) = provision(&["--output", "json", "etcd", "health", inventory(&c), "--timeout=5s"]);
     assert_eq!(out.status.code(), Some(1), "one frozen member is degraded: {}", text(&out));
+    eprintln!("{}", text(&provision(&["etcd", "health", inventory(&c), "--timeout=2s"]).0));
     assert!(took < Duration::from_secs(9), "health took {took:?}: a frozen member must cost the timeout, not a hang");
     let report = json(&out);
     let frozen = report["members"].as_array().expect("members").iter().find(|m| m["name"] == old_leader.as_str()).cloned();

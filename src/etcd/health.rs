@@ -240,17 +240,17 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
     let mut members = Vec::new();
     for p in &probes {
         let mut problems: Vec<String> = Vec::new();
-        let mut add = |what: &str, r: &Problem| {
-            let line = format!("{what}: {r}");
-            if !problems.iter().any(|x| x.ends_with(&r.message)) {
-                problems.push(line);
+        match (&p.status, &p.read) {
+            // The same failure twice (a dead or hung member): say it once.
+            (Err(s), Err(r)) if s.kind == r.kind => problems.push(s.message.clone()),
+            (s, r) => {
+                if let Err(e) = s {
+                    problems.push(format!("status: {e}"));
+                }
+                if let Err(e) = r {
+                    problems.push(format!("health read: {e}"));
+                }
             }
-        };
-        if let Err(e) = &p.status {
-            add("status", e);
-        }
-        if let Err(e) = &p.read {
-            add("health read", e);
         }
         let status = p.status.as_ref().ok().cloned();
         let alarms = status.as_ref().and_then(|s| alarms_by_id.get(&s.id).cloned()).unwrap_or_default();
