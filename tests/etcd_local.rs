@@ -102,6 +102,24 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
         assert_eq!(got.kvs()[0].value(), b"written-through-m1");
     });
 
+    // Nothing listening on the inventory's port: refused, in plain words, per member.
+    let wrong_port = c.dir.path().join("wrong-port.toml");
+    std::fs::write(&wrong_port, c.inventory_toml().replace("client_port = 22379", "client_port = 22399")).expect("write");
+    let (out, took) = provision(&["etcd", "health", wrong_port.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(took < Duration::from_secs(4), "refused connections answer at once ({took:?})");
+    let t = text(&out);
+    assert!(t.contains("m2 (https://127.0.3.2:22399): connection refused at https://127.0.3.2:22399"), "{t}");
+
+    // No PKI beside the inventory: say what to do, change nothing.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let lonely = elsewhere.path().join("inventory.toml");
+    std::fs::write(&lonely, c.inventory_toml()).expect("write");
+    let (out, _) = provision(&["etcd", "health", lonely.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no etcd CA at") && text(&out).contains("provision apply"), "{}", text(&out));
+    assert!(!elsewhere.path().join(".provision").exists(), "health creates no PKI");
+
     // A client that trusts the wrong CA is told so in plain words, naming the member.
     let wrong_ca = c.pki_dir.join("front-proxy-ca.crt");
     let (out, _) = provision(&[

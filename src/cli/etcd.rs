@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -181,17 +181,7 @@ fn credentials(tls: &TlsArgs, inventory: &Inventory, inventory_path: &Path) -> a
         return ClientCredentials::from_files(ca, cert, key);
     }
     let state = StateDir::beside(inventory_path, &inventory.cluster.name);
-    let pki_dir = state.pki_dir();
-    if !pki_dir.join("etcd-ca.crt").is_file() {
-        bail!(
-            "no etcd CA in {}: run `provision apply` first (it builds the PKI), or pass --cacert, --cert and --key",
-            pki_dir.display()
-        );
-    }
-    // ensure() reuses what is there (and renews a client cert near expiry), it never
-    // replaces a CA that exists.
-    let pki = crate::pki::ensure(inventory, &state).with_context(|| format!("loading the PKI from {}", pki_dir.display()))?;
-    ClientCredentials::from_pki(&pki, &pki_dir)
+    ClientCredentials::from_state(&state.pki_dir())
 }
 
 async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
