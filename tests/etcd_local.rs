@@ -104,7 +104,8 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
 
     // Nothing listening on the inventory's port: refused, in plain words, per member.
     let wrong_port = c.dir.path().join("wrong-port.toml");
-    std::fs::write(&wrong_port, c.inventory_toml().replace("client_port = 22379", "client_port = 22399")).expect("write");
+    std::fs::write(&wrong_port, c.inventory_toml().replace("client_port = 22379", "client_port = 22399"))
+        .expect("write");
     let (out, took) = provision(&["etcd", "health", wrong_port.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(took < Duration::from_secs(4), "refused connections answer at once ({took:?})");
@@ -151,7 +152,8 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
     eprintln!("{}", text(&provision(&["etcd", "health", inventory(&c), "--timeout=2s"]).0));
     assert!(took < Duration::from_secs(9), "health took {took:?}: a frozen member must cost the timeout, not a hang");
     let report = json(&out);
-    let frozen = report["members"].as_array().expect("members").iter().find(|m| m["name"] == old_leader.as_str()).cloned();
+    let frozen =
+        report["members"].as_array().expect("members").iter().find(|m| m["name"] == old_leader.as_str()).cloned();
     let frozen = frozen.expect("frozen member listed");
     assert_eq!(frozen["health"], "unreachable", "{frozen}");
     assert!(frozen["problems"][0].as_str().unwrap_or("").contains("no answer within 5s"), "{frozen}");
@@ -160,11 +162,11 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let new_leader = loop {
         let (out, _) = provision(&["--output", "json", "etcd", "health", inventory(&c), "--timeout=3s"]);
-        if let Some(l) = leader_of(&json(&out)) {
-            if l != old_leader {
-                assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-                break l;
-            }
+        if let Some(l) = leader_of(&json(&out))
+            && l != old_leader
+        {
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            break l;
         }
         assert!(Instant::now() < deadline, "no new leader after 20s: {}", text(&out));
         std::thread::sleep(Duration::from_millis(500));
@@ -194,7 +196,13 @@ fn fill(c: &LocalEtcd, keys: usize) {
         let mut client = connect(&ms[0], &creds, Duration::from_secs(10)).await.expect("connect").client;
         for batch in 0..keys.div_ceil(100) {
             let ops: Vec<etcd_client::TxnOp> = (batch * 100..((batch + 1) * 100).min(keys))
-                .map(|i| etcd_client::TxnOp::put(format!("/registry/test/key-{i:05}"), format!("value-{i}-{}", "x".repeat(100)), None))
+                .map(|i| {
+                    etcd_client::TxnOp::put(
+                        format!("/registry/test/key-{i:05}"),
+                        format!("value-{i}-{}", "x".repeat(100)),
+                        None,
+                    )
+                })
                 .collect();
             client.txn(etcd_client::Txn::new().and_then(ops)).await.expect("txn put");
         }
@@ -244,12 +252,18 @@ fn backup_of_10000_keys_is_accepted_by_etcdctl_and_damage_is_refused() {
     assert_eq!(ours["sha256"], report["sha256"]);
     // ... and `etcdctl snapshot restore` (which checks the sha256 trailer) restores it.
     let restored = c.dir.path().join("restored");
-    let out = c.etcdctl(&c.endpoint(0), &[
-        "snapshot", "restore", path.to_str().expect("utf-8"),
-        &format!("--data-dir={}", restored.display()), "--name=m1",
-        &format!("--initial-cluster={}", c.initial_cluster()),
-        "--initial-advertise-peer-urls=https://127.0.3.1:22580",
-    ]);
+    let out = c.etcdctl(
+        &c.endpoint(0),
+        &[
+            "snapshot",
+            "restore",
+            path.to_str().expect("utf-8"),
+            &format!("--data-dir={}", restored.display()),
+            "--name=m1",
+            &format!("--initial-cluster={}", c.initial_cluster()),
+            "--initial-advertise-peer-urls=https://127.0.3.1:22580",
+        ],
+    );
     assert!(out.status.success(), "etcdctl snapshot restore: {}", text(&out));
     assert!(restored.join("member/snap/db").exists());
 
@@ -293,9 +307,9 @@ fn backup_of_10000_keys_is_accepted_by_etcdctl_and_damage_is_refused() {
     let left = provision::etcd::retention::list(&out_dir, "bk").expect("list");
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(!left.contains(&path), "the oldest was pruned");
-    let partials = std::fs::read_dir(&out_dir).expect("dir").filter(|e| {
-        e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".partial")).unwrap_or(false)
-    });
+    let partials = std::fs::read_dir(&out_dir)
+        .expect("dir")
+        .filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".partial")).unwrap_or(false));
     assert_eq!(partials.count(), 0, "no temp files left behind");
 }
 
@@ -347,7 +361,8 @@ fn restored_data_dirs_start_under_the_original_flags() {
     };
     let old_id = cluster_id(&c);
     let out_dir = c.dir.path().join("backups");
-    let (out, _) = provision(&["--output", "json", "etcd", "backup", inventory(&c), &format!("--out={}", out_dir.display())]);
+    let (out, _) =
+        provision(&["--output", "json", "etcd", "backup", inventory(&c), &format!("--out={}", out_dir.display())]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = json(&out);
     let snapshot = report["path"].as_str().expect("path").to_string();

@@ -200,8 +200,20 @@ async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitC
 /// then each member's problems, cluster notes and the verdict.
 pub fn render_health(h: &ClusterHealth) -> String {
     let header = [
-        "MEMBER", "ENDPOINT", "ID", "HEALTH", "TOOK", "LEADER", "VERSION", "DB SIZE", "IN USE", "RAFT TERM",
-        "RAFT INDEX", "APPLIED", "LEARNER", "ALARMS",
+        "MEMBER",
+        "ENDPOINT",
+        "ID",
+        "HEALTH",
+        "TOOK",
+        "LEADER",
+        "VERSION",
+        "DB SIZE",
+        "IN USE",
+        "RAFT TERM",
+        "RAFT INDEX",
+        "APPLIED",
+        "LEARNER",
+        "ALARMS",
     ];
     let dash = || "-".to_string();
     let rows = h
@@ -279,7 +291,8 @@ async fn backup_cmd(a: BackupArgs, format: OutputFormat) -> anyhow::Result<ExitC
         )
         .into());
     }
-    let opts = BackupOptions { cluster, dir, keep: Some(keep), timeout: a.timeout, progress: format == OutputFormat::Text };
+    let opts =
+        BackupOptions { cluster, dir, keep: Some(keep), timeout: a.timeout, progress: format == OutputFormat::Text };
     let report = backup::backup(&candidates, &creds, &opts).await?;
     match format {
         OutputFormat::Json => print_json(&report)?,
@@ -394,7 +407,8 @@ fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode>
                 report.verdict
             );
             for m in &report.members {
-                let kept = m.previous_dir.as_deref().map(|d| format!(", previous data kept in {d}")).unwrap_or_default();
+                let kept =
+                    m.previous_dir.as_deref().map(|d| format!(", previous data kept in {d}")).unwrap_or_default();
                 println!("  {}: restored with {}{kept}", m.name, m.tool);
             }
             for w in &report.warnings {

@@ -123,7 +123,11 @@ fn check_certs(pem: &str, what: &str) -> anyhow::Result<()> {
             );
         }
         if now < validity.not_before {
-            bail!("the {what} ({}) is not valid before {}; check this machine's clock", cert.subject(), validity.not_before);
+            bail!(
+                "the {what} ({}) is not valid before {}; check this machine's clock",
+                cert.subject(),
+                validity.not_before
+            );
         }
         count += 1;
     }
