@@ -38,7 +38,9 @@ async fn install_etcd_tier(session: &Session, h: &DesiredHost) -> anyhow::Result
             .await?;
     }
     for d in h.dirs.iter().filter(|d| ours(d.component)) {
-        session.exec_checked(&format!("install -d -m {:o} -o {} -g {} {}", d.mode, d.owner, d.group, d.path), None).await?;
+        session
+            .exec_checked(&format!("install -d -m {:o} -o {} -g {} {}", d.mode, d.owner, d.group, d.path), None)
+            .await?;
     }
     for f in h.files.iter().filter(|f| ours(f.component)) {
         session.exec_checked(&format!("mkdir -p \"$(dirname {})\"", f.path), None).await?;
@@ -55,7 +57,7 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
     let lab = provision::lab::ensure_fresh_for_tests().expect("lab hosts up");
     let inv_path = lab.inventory.clone();
     let inv_arg = inv_path.to_str().expect("utf-8");
-    let inventory: Inventory = toml::from_str(&std::fs::read_to_string(&inv_path).expect("read")).expect("parse");
+    let inventory: Inventory = provision::inventory::load(&inv_path).expect("lab inventory").inventory;
     let state = StateDir::beside(&inv_path, &inventory.cluster.name);
     let pki = provision::pki::ensure(&inventory, &state).expect("pki");
     let rendered = render(&inventory, &pki, &Templates::embedded().expect("templates")).expect("render");
@@ -105,7 +107,8 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
     }
 
     let backups = tempfile::tempdir().expect("tempdir");
-    let out = provision(&["--output", "json", "etcd", "backup", inv_arg, &format!("--out={}", backups.path().display())]);
+    let out =
+        provision(&["--output", "json", "etcd", "backup", inv_arg, &format!("--out={}", backups.path().display())]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let snapshot = report["path"].as_str().expect("path").to_string();
@@ -136,7 +139,11 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
 
     for (s, before) in sessions.iter().zip(&units_before) {
         assert_eq!(&unit_sha(s), before, "etcd.service unchanged by the restore");
-        let st = rt.block_on(s.exec_checked("stat -c '%U:%G %a' /var/lib/etcd; ls -d /var/lib/etcd.* 2>/dev/null | wc -l", None)).expect("stat");
+        let st = rt
+            .block_on(
+                s.exec_checked("stat -c '%U:%G %a' /var/lib/etcd; ls -d /var/lib/etcd.* 2>/dev/null | wc -l", None),
+            )
+            .expect("stat");
         let st = st.stdout_text();
         let mut lines = st.lines();
         assert_eq!(lines.next(), Some("etcd:etcd 700"), "{st}");
@@ -153,7 +160,8 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
     let s = &sessions[0];
     rt.block_on(async {
         for d in provision::etcd::backup_timer::dirs(&scheduled, node1) {
-            s.exec_checked(&format!("install -d -m {:o} -o {} -g {} {}", d.mode, d.owner, d.group, d.path), None).await?;
+            s.exec_checked(&format!("install -d -m {:o} -o {} -g {} {}", d.mode, d.owner, d.group, d.path), None)
+                .await?;
         }
         for f in provision::etcd::backup_timer::files(&scheduled, node1)? {
             s.write_file_atomic(&f.path, &f.content, f.mode, &f.owner, &f.group).await?;
@@ -162,9 +170,15 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
         anyhow::Ok(())
     })
     .expect("install the backup timer");
-    let verify = rt.block_on(s.exec("systemd-analyze verify /etc/systemd/system/etcd-backup.service /etc/systemd/system/etcd-backup.timer", None)).expect("ssh");
+    let verify = rt
+        .block_on(s.exec(
+            "systemd-analyze verify /etc/systemd/system/etcd-backup.service /etc/systemd/system/etcd-backup.timer",
+            None,
+        ))
+        .expect("ssh");
     assert!(verify.success(), "systemd-analyze verify: {}", verify.stderr_text());
-    let timers = rt.block_on(s.exec_checked("systemctl list-timers --all etcd-backup.timer --no-pager", None)).expect("ssh");
+    let timers =
+        rt.block_on(s.exec_checked("systemctl list-timers --all etcd-backup.timer --no-pager", None)).expect("ssh");
     assert!(timers.stdout_text().contains("etcd-backup.timer"), "{}", timers.stdout_text());
     for _ in 0..3 {
         let run = rt.block_on(s.exec("systemctl start etcd-backup.service", None)).expect("ssh");
@@ -172,7 +186,9 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
         assert!(run.success(), "etcd-backup.service failed: {}\n{}", run.stderr_text(), log.stdout_text());
         std::thread::sleep(Duration::from_millis(1100)); // names have one-second resolution
     }
-    let listing = rt.block_on(s.exec_checked("ls -l /var/backups/etcd; stat -c '%U:%G %a' /var/backups/etcd", None)).expect("ssh");
+    let listing = rt
+        .block_on(s.exec_checked("ls -l /var/backups/etcd; stat -c '%U:%G %a' /var/backups/etcd", None))
+        .expect("ssh");
     let listing = listing.stdout_text();
     let snaps: Vec<&str> = listing.lines().filter(|l| l.contains(".db")).collect();
     assert_eq!(snaps.len(), 2, "retention 2 after three runs: {listing}");

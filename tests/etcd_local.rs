@@ -69,6 +69,7 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
     let (out, _) = provision(&["etcd", "health", inventory(&c)]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
+    eprintln!("{t}");
     assert!(t.contains("healthy: 3/3 members healthy, leader m"), "{t}");
     assert!(t.contains("3.4.23") && t.contains("RAFT TERM"), "{t}");
 
@@ -90,8 +91,7 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
     assert!(leader_ids.windows(2).all(|w| w[0] == w[1]), "members agree on the leader: {leader_ids:?}");
 
     // A key written through m1 is read through m3 (each client talks to one member only).
-    let inv: provision::inventory::Inventory =
-        toml::from_str(&std::fs::read_to_string(c.inventory()).expect("read")).expect("parse");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     let creds = creds(&c);
     runtime().block_on(async {
@@ -101,6 +101,25 @@ fn healthy_cluster_reports_every_member_and_reads_cross_members() {
         let got = m3.get("cross/member", None).await.expect("get via m3");
         assert_eq!(got.kvs()[0].value(), b"written-through-m1");
     });
+
+    // Nothing listening on the inventory's port: refused, in plain words, per member.
+    let wrong_port = c.dir.path().join("wrong-port.toml");
+    std::fs::write(&wrong_port, c.inventory_toml().replace("client_port = 22379", "client_port = 22399"))
+        .expect("write");
+    let (out, took) = provision(&["etcd", "health", wrong_port.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(took < Duration::from_secs(4), "refused connections answer at once ({took:?})");
+    let t = text(&out);
+    assert!(t.contains("m2 (https://127.0.3.2:22399): connection refused at https://127.0.3.2:22399"), "{t}");
+
+    // No PKI beside the inventory: say what to do, change nothing.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let lonely = elsewhere.path().join("inventory.toml");
+    std::fs::write(&lonely, c.inventory_toml()).expect("write");
+    let (out, _) = provision(&["etcd", "health", lonely.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no etcd CA at") && text(&out).contains("provision apply"), "{}", text(&out));
+    assert!(!elsewhere.path().join(".provision").exists(), "health creates no PKI");
 
     // A client that trusts the wrong CA is told so in plain words, naming the member.
     let wrong_ca = c.pki_dir.join("front-proxy-ca.crt");
@@ -130,9 +149,11 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
     c.freeze(li);
     let (out, took) = provision(&["--output", "json", "etcd", "health", inventory(&c), "--timeout=5s"]);
     assert_eq!(out.status.code(), Some(1), "one frozen member is degraded: {}", text(&out));
+    eprintln!("{}", text(&provision(&["etcd", "health", inventory(&c), "--timeout=2s"]).0));
     assert!(took < Duration::from_secs(9), "health took {took:?}: a frozen member must cost the timeout, not a hang");
     let report = json(&out);
-    let frozen = report["members"].as_array().expect("members").iter().find(|m| m["name"] == old_leader.as_str()).cloned();
+    let frozen =
+        report["members"].as_array().expect("members").iter().find(|m| m["name"] == old_leader.as_str()).cloned();
     let frozen = frozen.expect("frozen member listed");
     assert_eq!(frozen["health"], "unreachable", "{frozen}");
     assert!(frozen["problems"][0].as_str().unwrap_or("").contains("no answer within 5s"), "{frozen}");
@@ -141,11 +162,11 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let new_leader = loop {
         let (out, _) = provision(&["--output", "json", "etcd", "health", inventory(&c), "--timeout=3s"]);
-        if let Some(l) = leader_of(&json(&out)) {
-            if l != old_leader {
-                assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-                break l;
-            }
+        if let Some(l) = leader_of(&json(&out))
+            && l != old_leader
+        {
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            break l;
         }
         assert!(Instant::now() < deadline, "no new leader after 20s: {}", text(&out));
         std::thread::sleep(Duration::from_millis(500));
@@ -168,15 +189,20 @@ fn frozen_leader_degrades_within_the_timeout_and_two_frozen_lose_quorum() {
 }
 
 fn fill(c: &LocalEtcd, keys: usize) {
-    let inv: provision::inventory::Inventory =
-        toml::from_str(&std::fs::read_to_string(c.inventory()).expect("read")).expect("parse");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     let creds = creds(c);
     runtime().block_on(async {
         let mut client = connect(&ms[0], &creds, Duration::from_secs(10)).await.expect("connect").client;
         for batch in 0..keys.div_ceil(100) {
             let ops: Vec<etcd_client::TxnOp> = (batch * 100..((batch + 1) * 100).min(keys))
-                .map(|i| etcd_client::TxnOp::put(format!("/registry/test/key-{i:05}"), format!("value-{i}-{}", "x".repeat(100)), None))
+                .map(|i| {
+                    etcd_client::TxnOp::put(
+                        format!("/registry/test/key-{i:05}"),
+                        format!("value-{i}-{}", "x".repeat(100)),
+                        None,
+                    )
+                })
                 .collect();
             client.txn(etcd_client::Txn::new().and_then(ops)).await.expect("txn put");
         }
@@ -226,12 +252,18 @@ fn backup_of_10000_keys_is_accepted_by_etcdctl_and_damage_is_refused() {
     assert_eq!(ours["sha256"], report["sha256"]);
     // ... and `etcdctl snapshot restore` (which checks the sha256 trailer) restores it.
     let restored = c.dir.path().join("restored");
-    let out = c.etcdctl(&c.endpoint(0), &[
-        "snapshot", "restore", path.to_str().expect("utf-8"),
-        &format!("--data-dir={}", restored.display()), "--name=m1",
-        &format!("--initial-cluster={}", c.initial_cluster()),
-        "--initial-advertise-peer-urls=https://127.0.3.1:22580",
-    ]);
+    let out = c.etcdctl(
+        &c.endpoint(0),
+        &[
+            "snapshot",
+            "restore",
+            path.to_str().expect("utf-8"),
+            &format!("--data-dir={}", restored.display()),
+            "--name=m1",
+            &format!("--initial-cluster={}", c.initial_cluster()),
+            "--initial-advertise-peer-urls=https://127.0.3.1:22580",
+        ],
+    );
     assert!(out.status.success(), "etcdctl snapshot restore: {}", text(&out));
     assert!(restored.join("member/snap/db").exists());
 
@@ -275,9 +307,9 @@ fn backup_of_10000_keys_is_accepted_by_etcdctl_and_damage_is_refused() {
     let left = provision::etcd::retention::list(&out_dir, "bk").expect("list");
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(!left.contains(&path), "the oldest was pruned");
-    let partials = std::fs::read_dir(&out_dir).expect("dir").filter(|e| {
-        e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".partial")).unwrap_or(false)
-    });
+    let partials = std::fs::read_dir(&out_dir)
+        .expect("dir")
+        .filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".partial")).unwrap_or(false));
     assert_eq!(partials.count(), 0, "no temp files left behind");
 }
 
@@ -286,8 +318,7 @@ fn backup_falls_back_when_the_preferred_member_does_not_deliver() {
     let _g = lock();
     let c = LocalEtcd::start("fallback", 22679, 22680);
     fill(&c, 200);
-    let inv: provision::inventory::Inventory =
-        toml::from_str(&std::fs::read_to_string(c.inventory()).expect("read")).expect("parse");
+    let inv = c.load_inventory();
     let ms = members(&inv);
     c.freeze(1);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -330,7 +361,8 @@ fn restored_data_dirs_start_under_the_original_flags() {
     };
     let old_id = cluster_id(&c);
     let out_dir = c.dir.path().join("backups");
-    let (out, _) = provision(&["--output", "json", "etcd", "backup", inventory(&c), &format!("--out={}", out_dir.display())]);
+    let (out, _) =
+        provision(&["--output", "json", "etcd", "backup", inventory(&c), &format!("--out={}", out_dir.display())]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = json(&out);
     let snapshot = report["path"].as_str().expect("path").to_string();

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -158,11 +158,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// The inventory, parsed and checked.
-pub(crate) fn load_inventory(path: &Path) -> anyhow::Result<Inventory> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read inventory {}", path.display()))?;
-    let inventory: Inventory = toml::from_str(&text).with_context(|| format!("inventory {}", path.display()))?;
-    Ok(inventory)
+/// The inventory, parsed and validated (every problem reported with file:line, exit 2).
+fn load_inventory(path: &Path, format: OutputFormat) -> anyhow::Result<Inventory> {
+    Ok(super::validate::load_or_report(path, format)?.inventory)
 }
 
 /// The inventory's etcd members; an inventory without any is an input error.
@@ -183,21 +181,11 @@ fn credentials(tls: &TlsArgs, inventory: &Inventory, inventory_path: &Path) -> a
         return ClientCredentials::from_files(ca, cert, key);
     }
     let state = StateDir::beside(inventory_path, &inventory.cluster.name);
-    let pki_dir = state.pki_dir();
-    if !pki_dir.join("etcd-ca.crt").is_file() {
-        bail!(
-            "no etcd CA in {}: run `provision apply` first (it builds the PKI), or pass --cacert, --cert and --key",
-            pki_dir.display()
-        );
-    }
-    // ensure() reuses what is there (and renews a client cert near expiry), it never
-    // replaces a CA that exists.
-    let pki = crate::pki::ensure(inventory, &state).with_context(|| format!("loading the PKI from {}", pki_dir.display()))?;
-    ClientCredentials::from_pki(&pki, &pki_dir)
+    ClientCredentials::from_state(&state.pki_dir())
 }
 
 async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory)?;
+    let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
     let report = health::check(&members, &creds, HealthOptions { timeout: a.timeout, slow_after: a.slow }).await;
@@ -212,8 +200,20 @@ async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitC
 /// then each member's problems, cluster notes and the verdict.
 pub fn render_health(h: &ClusterHealth) -> String {
     let header = [
-        "MEMBER", "ENDPOINT", "ID", "HEALTH", "TOOK", "LEADER", "VERSION", "DB SIZE", "IN USE", "RAFT TERM",
-        "RAFT INDEX", "APPLIED", "LEARNER", "ALARMS",
+        "MEMBER",
+        "ENDPOINT",
+        "ID",
+        "HEALTH",
+        "TOOK",
+        "LEADER",
+        "VERSION",
+        "DB SIZE",
+        "IN USE",
+        "RAFT TERM",
+        "RAFT INDEX",
+        "APPLIED",
+        "LEARNER",
+        "ALARMS",
     ];
     let dash = || "-".to_string();
     let rows = h
@@ -273,7 +273,7 @@ pub fn human_bytes(n: i64) -> String {
 }
 
 async fn backup_cmd(a: BackupArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory)?;
+    let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
     let cluster = inventory.cluster.name.clone();
@@ -291,7 +291,8 @@ async fn backup_cmd(a: BackupArgs, format: OutputFormat) -> anyhow::Result<ExitC
         )
         .into());
     }
-    let opts = BackupOptions { cluster, dir, keep: Some(keep), timeout: a.timeout, progress: format == OutputFormat::Text };
+    let opts =
+        BackupOptions { cluster, dir, keep: Some(keep), timeout: a.timeout, progress: format == OutputFormat::Text };
     let report = backup::backup(&candidates, &creds, &opts).await?;
     match format {
         OutputFormat::Json => print_json(&report)?,
@@ -348,7 +349,7 @@ fn verify_cmd(a: VerifyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
 }
 
 fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory)?;
+    let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     // The snapshot is checked before anything else happens: a damaged file stops here.
     let info = snapshot_file::verify(&a.snapshot, Depth::Structure)
@@ -406,7 +407,8 @@ fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode>
                 report.verdict
             );
             for m in &report.members {
-                let kept = m.previous_dir.as_deref().map(|d| format!(", previous data kept in {d}")).unwrap_or_default();
+                let kept =
+                    m.previous_dir.as_deref().map(|d| format!(", previous data kept in {d}")).unwrap_or_default();
                 println!("  {}: restored with {}{kept}", m.name, m.tool);
             }
             for w in &report.warnings {

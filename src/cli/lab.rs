@@ -143,6 +143,11 @@ pub fn run(args: LabArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
                         "{}",
                         output::table(&["NAME", "ADDRESS", "STATE", "PID", "SSHD", "UPTIME", "MEMORY"], rows)
                     );
+                    for h in &st.hosts {
+                        if let Some(note) = &h.note {
+                            println!("{}: {note} (`provision lab up` recovers it)", h.host.name);
+                        }
+                    }
                     let running = st.hosts.iter().filter(|h| h.expected && h.state == HostState::Running).count();
                     println!("{running}/{} expected host(s) running", st.expected_hosts);
                 }

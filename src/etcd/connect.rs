@@ -24,10 +24,7 @@ pub struct MemberClient {
 
 /// Builds the client for `member`; no network traffic happens until the first call.
 pub async fn connect(member: &Member, creds: &ClientCredentials, timeout: Duration) -> Result<MemberClient, Problem> {
-    let options = ConnectOptions::new()
-        .with_tls(creds.tls())
-        .with_connect_timeout(timeout)
-        .with_timeout(timeout);
+    let options = ConnectOptions::new().with_tls(creds.tls()).with_connect_timeout(timeout).with_timeout(timeout);
     let connecting = Client::connect([member.client_url.as_str()], Some(options));
     match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(client)) => Ok(MemberClient { member: member.clone(), client }),
@@ -38,7 +35,13 @@ pub async fn connect(member: &Member, creds: &ClientCredentials, timeout: Durati
 
 /// Runs one etcd call, failing with a plain-words `Problem` when it errors or when
 /// `deadline` passes first. `doing` completes "no answer within 5s while ...".
-pub async fn within<T, F>(deadline: Instant, total: Duration, doing: &str, endpoint: &str, call: F) -> Result<T, Problem>
+pub async fn within<T, F>(
+    deadline: Instant,
+    total: Duration,
+    doing: &str,
+    endpoint: &str,
+    call: F,
+) -> Result<T, Problem>
 where
     F: Future<Output = Result<T, etcd_client::Error>>,
 {

@@ -65,7 +65,25 @@ impl ClientCredentials {
         ClientCredentials::from_pem(ca_pem, cert_pem, key_pem, source)
     }
 
-    /// The apiserver's etcd client certificate and the etcd CA from the PKI.
+    /// The apiserver's etcd client certificate and the etcd CA, read from the PKI's files in
+    /// the state directory (`<stem>.crt` / `<stem>.key` in `pki_dir`) without changing
+    /// anything: operator tools must not issue or renew certificates as a side effect.
+    pub fn from_state(pki_dir: &Path) -> anyhow::Result<ClientCredentials> {
+        let ca = pki_dir.join(format!("{}.crt", CertId::EtcdCa.file_stem()));
+        let stem = CertId::ApiServerEtcdClient.file_stem();
+        let (cert, key) = (pki_dir.join(format!("{stem}.crt")), pki_dir.join(format!("{stem}.key")));
+        if !ca.is_file() {
+            bail!(
+                "no etcd CA at {}: run `provision apply` first (it builds the PKI), or pass --cacert, --cert and --key",
+                ca.display()
+            );
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
+        let source = format!("the PKI in {}", pki_dir.display());
+        ClientCredentials::from_pem(read(&ca)?, read(&cert)?, Zeroizing::new(read(&key)?), source)
+    }
+
+    /// The apiserver's etcd client certificate and the etcd CA from a loaded PKI.
     pub fn from_pki(pki: &Pki, pki_dir: &Path) -> anyhow::Result<ClientCredentials> {
         let source = format!("the PKI in {}", pki_dir.display());
         let ca = pki.get(&CertId::EtcdCa).with_context(|| format!("{source} has no etcd CA"))?;
@@ -105,7 +123,11 @@ fn check_certs(pem: &str, what: &str) -> anyhow::Result<()> {
             );
         }
         if now < validity.not_before {
-            bail!("the {what} ({}) is not valid before {}; check this machine's clock", cert.subject(), validity.not_before);
+            bail!(
+                "the {what} ({}) is not valid before {}; check this machine's clock",
+                cert.subject(),
+                validity.not_before
+            );
         }
         count += 1;
     }

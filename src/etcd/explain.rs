@@ -64,7 +64,7 @@ impl Problem {
 }
 
 pub fn human_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 /// Classifies an etcd-client error for the member at `endpoint`.
@@ -93,7 +93,7 @@ fn explain_text(debug: &str, message: &str, endpoint: &str) -> Problem {
             .split("presented: [")
             .nth(1)
             .and_then(|s| s.split(']').next())
-            .map(|s| s.replace('\\', "").replace('"', ""))
+            .map(|s| s.replace(['\\', '"'], ""))
             .unwrap_or_else(|| "other names".into());
         (
             TlsServerName,
@@ -105,10 +105,15 @@ fn explain_text(debug: &str, message: &str, endpoint: &str) -> Problem {
     } else if has("UnknownIssuer") {
         (
             TlsUnknownCa,
-            format!("TLS: the server certificate at {endpoint} is not signed by the etcd CA we trust (wrong CA file, or the member uses another CA)"),
+            format!(
+                "TLS: the server certificate at {endpoint} is not signed by the etcd CA we trust (wrong CA file, or the member uses another CA)"
+            ),
         )
     } else if has("InvalidCertificate(Expired") || has("ExpiredContext") {
-        (TlsServerCertExpired, format!("TLS: the server certificate at {endpoint} has expired; renew the etcd certificates"))
+        (
+            TlsServerCertExpired,
+            format!("TLS: the server certificate at {endpoint} has expired; renew the etcd certificates"),
+        )
     } else if has("BadCertificate")
         || has("CertificateRequired")
         || has("UnknownCA")

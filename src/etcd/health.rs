@@ -232,25 +232,23 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
             }
         }
     }
-    let id_to_name: BTreeMap<String, String> = probes
-        .iter()
-        .filter_map(|p| p.status.as_ref().ok().map(|s| (s.id.clone(), p.member.name.clone())))
-        .collect();
+    let id_to_name: BTreeMap<String, String> =
+        probes.iter().filter_map(|p| p.status.as_ref().ok().map(|s| (s.id.clone(), p.member.name.clone()))).collect();
 
     let mut members = Vec::new();
     for p in &probes {
         let mut problems: Vec<String> = Vec::new();
-        let mut add = |what: &str, r: &Problem| {
-            let line = format!("{what}: {r}");
-            if !problems.iter().any(|x| x.ends_with(&r.message)) {
-                problems.push(line);
+        match (&p.status, &p.read) {
+            // The same failure twice (a dead or hung member): say it once.
+            (Err(s), Err(r)) if s.kind == r.kind => problems.push(s.message.clone()),
+            (s, r) => {
+                if let Err(e) = s {
+                    problems.push(format!("status: {e}"));
+                }
+                if let Err(e) = r {
+                    problems.push(format!("health read: {e}"));
+                }
             }
-        };
-        if let Err(e) = &p.status {
-            add("status", e);
-        }
-        if let Err(e) = &p.read {
-            add("health read", e);
         }
         let status = p.status.as_ref().ok().cloned();
         let alarms = status.as_ref().and_then(|s| alarms_by_id.get(&s.id).cloned()).unwrap_or_default();
@@ -305,16 +303,20 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
     // The leader the members that can read follow (they agree when healthy).
     let mut leader_votes: BTreeMap<String, usize> = BTreeMap::new();
     for (m, p) in members.iter().zip(&probes) {
-        if let (Some(s), Ok(_)) = (&m.status, &p.read) {
-            if s.leader_id != "0" {
-                *leader_votes.entry(s.leader_id.clone()).or_default() += 1;
-            }
+        if let (Some(s), Ok(_)) = (&m.status, &p.read)
+            && s.leader_id != "0"
+        {
+            *leader_votes.entry(s.leader_id.clone()).or_default() += 1;
         }
     }
     if leader_votes.len() > 1 {
         notes.push(format!(
             "members disagree on the leader: {}",
-            leader_votes.keys().map(|id| id_to_name.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>().join(" vs ")
+            leader_votes
+                .keys()
+                .map(|id| id_to_name.get(id).cloned().unwrap_or_else(|| id.clone()))
+                .collect::<Vec<_>>()
+                .join(" vs ")
         ));
     }
     let leader = leader_votes
@@ -333,7 +335,10 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
         }
         for p in &probes {
             if !list.iter().any(|(_, peers)| peers.iter().any(|u| same_url(u, &p.member.peer_url))) {
-                notes.push(format!("inventory host {} ({}) is not a member of the cluster", p.member.name, p.member.peer_url));
+                notes.push(format!(
+                    "inventory host {} ({}) is not a member of the cluster",
+                    p.member.name, p.member.peer_url
+                ));
             }
         }
     }

@@ -10,7 +10,6 @@
 //! - `restore`: restore every member from a snapshot over SSH.
 //! - `backup_timer`: the systemd timer + service that take snapshots on the hosts.
 
-pub mod snapshot_file;
 pub mod backup;
 pub mod backup_timer;
 pub mod connect;
@@ -21,5 +20,6 @@ pub mod members;
 pub mod restore;
 pub mod restore_script;
 pub mod retention;
+pub mod snapshot_file;
 
 pub use members::{Member, members};

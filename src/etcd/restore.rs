@@ -153,7 +153,8 @@ pub async fn restore(
         }
         Ok(())
     });
-    let failed: Vec<String> = join_all(checks).await.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
+    let failed: Vec<String> =
+        join_all(checks).await.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
     if !failed.is_empty() {
         bail!("nothing was changed: preflight failed:\n  {}", failed.join("\n  "));
     }
@@ -178,7 +179,8 @@ pub async fn restore(
             Ok(())
         }
     });
-    let failed: Vec<String> = join_all(uploads).await.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
+    let failed: Vec<String> =
+        join_all(uploads).await.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
     if !failed.is_empty() {
         cleanup_uploads(&etcd_remotes).await;
         bail!("nothing was changed: upload failed:\n  {}", failed.join("\n  "));
@@ -258,7 +260,16 @@ pub async fn restore(
         if Instant::now() >= deadline {
             let rollback: Vec<String> = etcd_remotes
                 .iter()
-                .map(|(r, p)| format!("  on {}: systemctl stop etcd && mv {} {}.failed && mv {} {} && systemctl start etcd", r.name, p.data_dir, p.data_dir, p.previous_dir(), p.data_dir))
+                .map(|(r, p)| {
+                    format!(
+                        "  on {}: systemctl stop etcd && mv {} {}.failed && mv {} {} && systemctl start etcd",
+                        r.name,
+                        p.data_dir,
+                        p.data_dir,
+                        p.previous_dir(),
+                        p.data_dir
+                    )
+                })
                 .collect();
             bail!(
                 "the restored cluster has no quorum after {}s ({}); kube-apiserver left stopped. \
@@ -278,7 +289,9 @@ pub async fn restore(
 
     if !apiservers.is_empty() {
         say("starting kube-apiserver again");
-        if let Err(e) = run_all(apiservers.iter().copied(), &format!("systemctl start --no-block {APISERVER_UNIT}")).await {
+        if let Err(e) =
+            run_all(apiservers.iter().copied(), &format!("systemctl start --no-block {APISERVER_UNIT}")).await
+        {
             warnings.push(format!("starting kube-apiserver: {e:#}"));
         }
     }
@@ -349,10 +362,10 @@ async fn current_revision(members: &[Member], creds: &ClientCredentials, timeout
     for m in members {
         let Ok(mut c) = connect(m, creds, timeout).await else { continue };
         let deadline = Instant::now() + timeout;
-        if let Ok(s) = within(deadline, timeout, "reading status", &m.client_url, c.client.status()).await {
-            if let Some(h) = s.header() {
-                return Some(h.revision());
-            }
+        if let Ok(s) = within(deadline, timeout, "reading status", &m.client_url, c.client.status()).await
+            && let Some(h) = s.header()
+        {
+            return Some(h.revision());
         }
     }
     None

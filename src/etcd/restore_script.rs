@@ -197,7 +197,9 @@ mod tests {
 
     #[test]
     fn report_lines_parse() {
-        let r = parse_report("tool=etcdctl etcdctl version: 3.4.23\nprevious=/var/lib/etcd.before\nrestored=/var/lib/etcd\n");
+        let r = parse_report(
+            "tool=etcdctl etcdctl version: 3.4.23\nprevious=/var/lib/etcd.before\nrestored=/var/lib/etcd\n",
+        );
         assert_eq!(r[0], ("tool".into(), "etcdctl etcdctl version: 3.4.23".into()));
         assert_eq!(r[2].1, "/var/lib/etcd");
     }

@@ -25,10 +25,8 @@ pub fn parse_name(cluster: &str, file_name: &str) -> Option<(String, i64)> {
     let rest = file_name.strip_prefix(cluster)?.strip_prefix('-')?.strip_suffix(".db")?;
     let (stamp, rev) = rest.split_once("-rev")?;
     let b = stamp.as_bytes();
-    let stamp_ok = b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(|c| c.is_ascii_digit());
+    let stamp_ok =
+        b.len() == 16 && b[8] == b'T' && b[15] == b'Z' && b[..8].iter().chain(&b[9..15]).all(|c| c.is_ascii_digit());
     let rev_ok = !rev.is_empty() && rev.bytes().all(|c| c.is_ascii_digit());
     if !stamp_ok || !rev_ok {
         return None;
@@ -44,10 +42,10 @@ pub fn list(dir: &Path, cluster: &str) -> anyhow::Result<Vec<PathBuf>> {
         let entry = entry.with_context(|| format!("cannot list backup directory {}", dir.display()))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(key) = parse_name(cluster, name) {
-            if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                found.push((key, entry.path()));
-            }
+        if let Some(key) = parse_name(cluster, name)
+            && entry.file_type().map(|t| t.is_file()).unwrap_or(false)
+        {
+            found.push((key, entry.path()));
         }
     }
     found.sort();

@@ -5,10 +5,13 @@
 //! `etcdctl snapshot restore` needs that trailer (without it: "snapshot missing hash").
 //!
 //! `verify` runs the checks cheapest-first and names the one that failed:
-//! 1. size sanity, 2. bbolt meta pages (magic, version, checksum), 3. the length the meta
-//! declares vs the file's length (truncation, missing hash, trailing bytes), 4. the sha256
-//! trailer over the whole database (bit flips), 5. a walk over every bucket's B+tree
-//! (page ids, bounds, no page reached twice), which also yields the revision.
+//! 1. size sanity;
+//! 2. bbolt meta pages (magic, version, checksum);
+//! 3. the length the meta declares vs the file's length (truncation, missing hash,
+//!    trailing bytes);
+//! 4. the sha256 trailer over the whole database (bit flips);
+//! 5. a walk over every bucket's B+tree (page ids, bounds, no page reached twice), which
+//!    also yields the revision.
 
 #[path = "snapshot_file/bbolt.rs"]
 mod bbolt;

@@ -68,7 +68,7 @@ impl<'a> HostCtl<'a> {
         if !live.is_empty() {
             let why = match nspawn_pid {
                 Some(pid) => format!("its boot loop is gone but systemd-nspawn (pid {pid}) still runs"),
-                None => format!("systemd-nspawn is gone but {} of its processes remain", live.len()),
+                None => format!("no systemd-nspawn, but {} process(es) remain in its cgroup", live.len()),
             };
             return Observed::Stale { why };
         }

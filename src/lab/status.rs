@@ -44,6 +44,9 @@ pub struct HostStatus {
     /// shared with other processes, e.g. the image's libraries, counted by share).
     pub mem_mib: Option<f64>,
     pub expected: bool,
+    /// Why a host is `stale`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +105,10 @@ fn one(lab: &Lab, cg: &Cgroups, host: LabHost, expected: u32) -> HostStatus {
         uptime_seconds: (state == HostState::Running).then(|| host::uptime(&ctl.paths)).flatten().map(|d| d.as_secs()),
         mem_mib,
         expected: host.index <= expected,
+        note: match observed {
+            Observed::Stale { why } => Some(why),
+            _ => None,
+        },
         host,
     }
 }

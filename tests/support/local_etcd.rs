@@ -92,7 +92,9 @@ impl LocalEtcd {
             cluster_name: cluster_name.to_string(),
         };
         write(&cluster.inventory_path, &cluster.inventory_toml());
-        let inventory: Inventory = toml::from_str(&cluster.inventory_toml()).expect("fixture inventory parses");
+        let inventory: Inventory = provision::inventory::load(&cluster.inventory_path)
+            .unwrap_or_else(|e| panic!("fixture inventory is invalid:\n{e}"))
+            .inventory;
         provision::pki::ensure(&inventory, &state).expect("pki::ensure for the fixture inventory");
         for i in 0..3 {
             cluster.spawn(i, "new");
@@ -258,6 +260,11 @@ peer_port = {pp}
             ));
         }
         s
+    }
+
+    /// The inventory, loaded and validated like the CLI does.
+    pub fn load_inventory(&self) -> Inventory {
+        provision::inventory::load(&self.inventory_path).unwrap_or_else(|e| panic!("invalid inventory:\n{e}")).inventory
     }
 
     /// Where the inventory (and, beside it, the state directory with the PKI) lives.

@@ -112,13 +112,7 @@ pub fn parse_meta(page: &[u8]) -> Result<Meta, MetaProblem> {
     if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
         return Err(MetaProblem::BadPageSize(page_size));
     }
-    Ok(Meta {
-        page_size,
-        root: u64_at(m, 16),
-        freelist: u64_at(m, 32),
-        pages: u64_at(m, 40),
-        txid: u64_at(m, 48),
-    })
+    Ok(Meta { page_size, root: u64_at(m, 16), freelist: u64_at(m, 32), pages: u64_at(m, 40), txid: u64_at(m, 48) })
 }
 
 /// Reads both meta pages and picks the valid one with the higher txid, like bbolt does.
@@ -173,6 +167,9 @@ pub struct Walker<'a> {
     seen: Vec<u64>,
 }
 
+/// What the walk calls for every entry: (walker, key, entry).
+type Visit<'a, 'f> = dyn FnMut(&mut Walker<'a>, &[u8], Entry<'_>) -> Result<(), String> + 'f;
+
 enum Node<'b> {
     Page(u64),
     Inline(&'b [u8]),
@@ -211,10 +208,7 @@ impl<'a> Walker<'a> {
             match entry {
                 Entry::Bucket(header) => buckets.push((key.to_vec(), header.to_vec())),
                 Entry::Value { .. } => {
-                    return Err(format!(
-                        "top-level entry {:?} is a value, not a bucket",
-                        String::from_utf8_lossy(key)
-                    ));
+                    return Err(format!("top-level entry {:?} is a value, not a bucket", String::from_utf8_lossy(key)));
                 }
             }
             Ok(())
@@ -263,11 +257,7 @@ impl<'a> Walker<'a> {
         Ok(summary)
     }
 
-    fn for_bucket(
-        &mut self,
-        header: &[u8],
-        f: &mut dyn FnMut(&mut Walker<'a>, &[u8], Entry<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+    fn for_bucket(&mut self, header: &[u8], f: &mut Visit<'a, '_>) -> Result<(), String> {
         if header.len() < 16 {
             return Err("bucket header shorter than 16 bytes".into());
         }
@@ -286,9 +276,7 @@ impl<'a> Walker<'a> {
             return Err(format!("data at byte {offset} (+{len}) lies beyond the database end {}", self.meta.db_size()));
         }
         let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| format!("read {len} bytes at {offset}: {e}"))?;
+        self.file.read_exact_at(&mut buf, offset).map_err(|e| format!("read {len} bytes at {offset}: {e}"))?;
         Ok(buf)
     }
 
@@ -330,12 +318,7 @@ impl<'a> Walker<'a> {
         Ok(PageView { bytes, file_offset: Some(offset), flags, count, span })
     }
 
-    fn for_each(
-        &mut self,
-        node: Node<'_>,
-        depth: usize,
-        f: &mut dyn FnMut(&mut Walker<'a>, &[u8], Entry<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+    fn for_each(&mut self, node: Node<'_>, depth: usize, f: &mut Visit<'a, '_>) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("B+tree deeper than 64 levels (a cycle?)".into());
         }
