@@ -4,7 +4,8 @@
 //!
 //! cold: fresh state directory, so every key and certificate is generated, then render
 //!       and write the tree (what a first `provision render` does);
-//! warm: the state directory exists, the PKI is loaded and reused.
+//! warm: the state directory exists, the PKI is loaded and reused; a new output directory;
+//! again: warm, into the previous output directory (every file already up to date).
 //! Inventory: tests/fixtures/vagrant.toml (3 hosts, each etcd + control-plane + worker).
 //! Wall-clock time depends on machine load; CPU time (this thread's time on a CPU, from
 //! /proc/thread-self/schedstat) much less, so both are printed, per phase.
@@ -93,16 +94,20 @@ fn main() -> anyhow::Result<()> {
         bases.push(("tmpfs", Path::new("/dev/shm").to_path_buf()));
     }
     for (label, base) in bases {
-        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        let (mut cold, mut warm, mut again) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let tmp = tempfile::tempdir_in(&base)?;
             let state = StateDir::at(tmp.path().join("state"));
             cold.push(once(&inv_path, &state, &tmp.path().join("out-cold"))?);
             warm.push(once(&inv_path, &state, &tmp.path().join("out-warm"))?);
+            // The same state rendered again into the same directory: nothing differs, so
+            // nothing is written.
+            again.push(once(&inv_path, &state, &tmp.path().join("out-warm"))?);
         }
         println!("-- state and output on {label} ({})", base.display());
         report("cold", &cold);
         report("warm", &warm);
+        report("again", &again);
     }
     println!("targets: cold < 300 ms, warm < 50 ms");
     Ok(())

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod desired;
 pub mod etcd;
 pub mod inventory;
+pub mod kube;
 pub mod lab;
 pub mod pki;
 pub mod plan;

@@ -152,6 +152,58 @@ fn apply_then_reapply_repair_and_reset() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to remove"), "{}", text(&out));
 }
 
+/// Polls the etcd health until `done` holds, or fails the test after `limit`.
+fn wait_for_health(
+    lab: &TestLab,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&provision::etcd::health::ClusterHealth) -> bool,
+) -> provision::etcd::health::ClusterHealth {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let h = etcd_health(&lab.inventory);
+        if done(&h) {
+            return h;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {limit:?}: {}", h.summary());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The etcd leader SIGKILLed: the other two elect a new leader, systemd restarts the
+/// killed member (Restart=on-failure) and it rejoins. A member stopped by hand is seen by
+/// `plan` and started again by `apply`.
+#[test]
+fn killed_leader_is_replaced_and_brought_back() {
+    use provision::etcd::health::Verdict;
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let inventory = inv(&lab);
+    apply_ok(inventory);
+    let old = etcd_health(&lab.inventory).leader.expect("a leader after apply");
+    let li = lab.hosts.iter().position(|h| h.name == old).expect("the leader is a lab host");
+    let pid = || ssh_ok(&lab, &addr(&lab, li), "systemctl show -p MainPID --value etcd.service");
+    let pid_before = pid();
+    ssh_ok(&lab, &addr(&lab, li), "systemctl kill --signal=SIGKILL etcd.service");
+
+    let h = wait_for_health(&lab, Duration::from_secs(30), "a new leader", |h| {
+        h.quorum && h.leader.as_ref().is_some_and(|l| *l != old)
+    });
+    eprintln!("killed leader {old}; new leader {}", h.leader.as_deref().unwrap_or("?"));
+    wait_for_health(&lab, Duration::from_secs(60), "systemd brings the killed member back", |h| {
+        h.verdict == Verdict::Healthy && h.healthy_count() == 3
+    });
+    assert_ne!(pid(), pid_before, "a new etcd process on {old}");
+
+    ssh_ok(&lab, &addr(&lab, li), "systemctl stop etcd.service");
+    let (status, plan) = plan_json(inventory);
+    assert_eq!(status, 2, "{plan}");
+    let start = (old.clone(), "start-unit".to_string(), UNIT.to_string());
+    assert_eq!(actions(&plan), vec![start], "only the stopped member is started: {plan}");
+    apply_ok(inventory);
+    assert_etcd_healthy(&lab.inventory);
+    assert_eq!(plan_json(inventory).0, 0);
+}
+
 /// The etcd data dir may exist before the first apply (the Debian package makes it);
 /// --purge-data removes it. Every other line must match exactly.
 fn normalise_data_dir(listing: &str) -> String {

@@ -92,6 +92,34 @@ fn two_renders_of_the_same_state_are_byte_identical_and_rerender_replaces() {
 }
 
 #[test]
+fn rerender_writes_only_what_differs_and_removes_strays() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = setup("vagrant");
+    assert!(provision(dir.path(), &["render", "inv.toml", "--out", "a"]).status.success());
+    let a = dir.path().join("a");
+    let before = tree(&a);
+    let unit = a.join("node1/etc/systemd/system/etcd.service");
+    let key = a.join("node2/etc/etcd/pki/server.key");
+    let untouched = a.join("node3/etc/systemd/system/etcd.service");
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let untouched_inode = inode(&untouched);
+    // Drift: an edited unit, a key made world-readable, stray files and a stray directory.
+    std::fs::write(&unit, "edited by hand\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(a.join("node1/etc/stray.conf"), "x").unwrap();
+    std::fs::create_dir_all(a.join("node2/opt/stray/deeper")).unwrap();
+    std::fs::write(a.join("node2/opt/stray/deeper/f"), "x").unwrap();
+
+    assert!(provision(dir.path(), &["render", "inv.toml", "--out", "a"]).status.success());
+    assert_eq!(tree(&a), before, "the re-render restores exactly the rendered tree");
+    assert!(!a.join("node2/opt").exists(), "stray directories are removed");
+    assert_eq!(inode(&untouched), untouched_inode, "an unchanged file is not rewritten");
+    let after = tree(&a);
+    let leftovers: Vec<_> = after.keys().filter(|k| k.contains(".tmp-")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
 fn refuses_a_foreign_directory() {
     let dir = setup("vagrant");
     std::fs::create_dir(dir.path().join("mine")).unwrap();

@@ -80,6 +80,8 @@ pub async fn run(session: &Session, action: &Action) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("purging {path}"))
         }
+        // Not a host action: the bootstrap-rbac phase sends it to kube-apiserver.
+        Action::ApplyObject { kind, name, .. } => bail!("{kind} {name} is applied through the API, not over SSH"),
     }
 }
 

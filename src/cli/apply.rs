@@ -11,6 +11,7 @@ use crate::apply::events::{Event, Reporter};
 use crate::apply::{self, ApplyContext, Cancel};
 use crate::plan::pipeline::{self, PipelineOptions, Prepared};
 use crate::plan::{Plan, render_text};
+use crate::verify;
 
 const LONG_ABOUT: &str = "\
 Bring every host to the desired state: exactly the plan `provision plan` prints.
@@ -31,7 +32,15 @@ Progress: a bar per host on a terminal; plain lines otherwise; with --output jso
 event per line: plan, phase-start, action-done, wait-start, wait-done, host-error, phase-end, \
 summary.
 
-Exit status: 0 when every host is in its desired state, 1 on any failure, 130 when interrupted.";
+After a successful apply, `provision verify` runs on the same connections (TLS, RBAC, \
+encryption at rest, an etcd snapshot restored into a scratch directory, CIS checks on the \
+running processes and files) and its table is printed (--no-verify skips it).
+
+Exit status: 0 when every host is in its desired state and verified, 1 on any failure, 3 \
+when the changes were made but a verify check failed, 130 when interrupted.";
+
+/// Applied, but `verify` found a failing check.
+pub const EXIT_VERIFY_FAILED: i32 = 3;
 
 /// Make the changes `plan` shows, phase by phase, hosts in parallel.
 #[derive(Debug, clap::Args)]
@@ -45,6 +54,9 @@ pub struct ApplyArgs {
     /// How long a phase waits for its units to be active / etcd to have quorum.
     #[arg(long, default_value_t = 180)]
     pub wait_timeout_secs: u64,
+    /// Skip the `provision verify` run at the end.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -53,10 +65,32 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         let cancel = Cancel::on_ctrl_c();
         let prepared = pipeline::prepare(&args.inventory, &opts).await?;
         let plan = prepared.plan_apply();
-        let result = execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
+        let mut result =
+            execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
+        if matches!(result, Ok(ExitCode::OK)) && !args.no_verify && !cancel.is_cancelled() {
+            result = verify_after_apply(&prepared, format).await;
+        }
         prepared.close().await;
         result
     })
+}
+
+/// `provision verify` over apply's own SSH sessions: the table (or one JSON event).
+async fn verify_after_apply(prepared: &Prepared, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let opts = verify::Options { timeout: Duration::from_secs(5), only: None };
+    let report = verify::run_with_sessions(&prepared.loaded, &opts, Some(&prepared.gathered.sessions))
+        .await
+        .map_err(|e| Failure::new(ExitCode::ERROR, format!("applied, but verify could not run: {e:#}")))?;
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::json!({ "event": "verify", "report": report })),
+        OutputFormat::Text => println!("\nverify:\n{}", report.to_table()),
+    }
+    if report.ok {
+        Ok(ExitCode::OK)
+    } else {
+        let message = "applied, but verify found failing checks (see the table above)".to_string();
+        Err(Failure { code: ExitCode(EXIT_VERIFY_FAILED), message, printed: false }.into())
+    }
 }
 
 /// Shared by apply and reset: print the plan, run it, report, choose the exit code.

@@ -39,7 +39,7 @@ use crate::state::StateDir;
 pub use describe::CertInfo;
 pub use inspect::{Listed, Listing, Status, inspect};
 pub use secrets::{ENCRYPTION_KEY, SA_KEY, SA_PUB};
-pub use spec::{CAS, runs_kubelet};
+pub use spec::{ADMIN_GROUP, APISERVER_KUBELET_CLIENT_USER, CAS, runs_kubelet};
 
 /// Every certificate (and key pair) provision manages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -57,6 +57,12 @@ pub struct LeafSpec {
     pub client_auth: bool,
 }
 
+/// The admin kubeconfig's group: bound to cluster-admin by apply's bootstrap RBAC (not
+/// system:masters, which no binding can revoke).
+pub const ADMIN_GROUP: &str = "provision:cluster-admins";
+/// The user kube-apiserver is to kubelets (its kubelet client certificate's CN).
+pub const APISERVER_KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
 pub const CAS: [CertId; 3] = [CertId::ClusterCa, CertId::EtcdCa, CertId::FrontProxyCa];
 
 impl CertId {
@@ -116,7 +122,7 @@ pub fn leaf_specs(inv: &Inventory) -> anyhow::Result<Vec<LeafSpec>> {
         },
         // No O=system:masters: the apiserver's kubelet access is granted by an RBAC binding
         // (system:kube-apiserver-to-kubelet) created after bootstrap.
-        client(CertId::ApiServerKubeletClient, CertId::ClusterCa, cn("kube-apiserver-kubelet-client")),
+        client(CertId::ApiServerKubeletClient, CertId::ClusterCa, cn(APISERVER_KUBELET_CLIENT_USER)),
         client(CertId::ApiServerEtcdClient, CertId::EtcdCa, cn("kube-apiserver-etcd-client")),
         client(CertId::FrontProxyClient, CertId::FrontProxyCa, cn("front-proxy-client")),
     ];
@@ -154,7 +160,7 @@ pub fn leaf_specs(inv: &Inventory) -> anyhow::Result<Vec<LeafSpec>> {
     specs.push(client(CertId::Scheduler, CertId::ClusterCa, cn("system:kube-scheduler")));
     // admin is an ordinary group bound to cluster-admin after bootstrap (revocable by
     // removing the binding); super-admin is system:masters, kept for break-glass only.
-    specs.push(client(CertId::Admin, CertId::ClusterCa, cn_o("admin", "provision:cluster-admins")));
+    specs.push(client(CertId::Admin, CertId::ClusterCa, cn_o("admin", ADMIN_GROUP)));
     specs.push(client(CertId::SuperAdmin, CertId::ClusterCa, cn_o("super-admin", "system:masters")));
     for host in inv.hosts.iter().filter(|h| runs_kubelet(h)) {
         specs.push(LeafSpec {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 use crate::desired::Component;
+use crate::kube::objects::ApiObject;
 
 /// Apply works through phases in this order; hosts run in parallel inside a phase and
 /// the run stops before the next phase when any host failed.
@@ -23,12 +24,22 @@ pub enum Phase {
     KubeApiserver,
     /// kube-controller-manager and kube-scheduler (independent of each other).
     Controllers,
+    /// Cluster objects through the API (not a host's files): the apiserver-to-kubelet
+    /// ClusterRole and binding, the admin group bound to cluster-admin.
+    BootstrapRbac,
     Kubelet,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] =
-        [Phase::Preflight, Phase::Base, Phase::Etcd, Phase::KubeApiserver, Phase::Controllers, Phase::Kubelet];
+    pub const ALL: [Phase; 7] = [
+        Phase::Preflight,
+        Phase::Base,
+        Phase::Etcd,
+        Phase::KubeApiserver,
+        Phase::Controllers,
+        Phase::BootstrapRbac,
+        Phase::Kubelet,
+    ];
 
     pub fn of(component: Component) -> Phase {
         match component {
@@ -47,6 +58,7 @@ impl Phase {
             Phase::Etcd => "etcd",
             Phase::KubeApiserver => "kube-apiserver",
             Phase::Controllers => "controller-manager+scheduler",
+            Phase::BootstrapRbac => "bootstrap-rbac",
             Phase::Kubelet => "kubelet",
         }
     }
@@ -192,6 +204,27 @@ pub enum Action {
     PurgeDir {
         path: String,
     },
+    /// A cluster object, server-side applied through the host's kube-apiserver.
+    ApplyObject {
+        kind: String,
+        name: String,
+        why: ObjectReason,
+        /// Why the current state is unknown (`why` = unknown).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        #[serde(skip)]
+        object: Arc<ApiObject>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectReason {
+    Create,
+    Update,
+    /// kube-apiserver was not running or not readable when the plan was made; applying
+    /// is safe either way (server-side apply creates or updates).
+    Unknown,
 }
 
 impl Action {
@@ -218,6 +251,7 @@ impl Action {
             | Action::RestartUnit { unit, .. }
             | Action::StopUnit { unit }
             | Action::DisableUnit { unit } => unit,
+            Action::ApplyObject { name, .. } => name,
         }
     }
 }
@@ -230,6 +264,9 @@ pub enum Wait {
     UnitsActive { hosts: Vec<HostUnits> },
     /// Every etcd member answers healthy over mTLS and the cluster has a leader.
     EtcdQuorum { members: Vec<String> },
+    /// kube-apiserver on each of these hosts answers 200 on /readyz (its unit is `active`
+    /// as soon as the process runs, long before it serves).
+    ApiserverReady { hosts: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -112,6 +112,9 @@ fn waits_for(phase: Phase, desired: &DesiredState, hosts: &[HostSteps], unsettle
             .map(|h| h.host.clone())
             .collect();
         vec![Wait::UnitsActive { hosts: started }, Wait::EtcdQuorum { members }]
+    } else if phase == Phase::KubeApiserver {
+        let hosts = started.iter().map(|h| h.host.clone()).collect();
+        vec![Wait::UnitsActive { hosts: started }, Wait::ApiserverReady { hosts }]
     } else {
         vec![Wait::UnitsActive { hosts: started }]
     }
@@ -535,5 +538,13 @@ mod tests {
         assert_eq!(etcd.waits[1], Wait::EtcdQuorum { members: vec!["node1".into(), "node2".into()] });
         let names: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
         assert_eq!(names, [Phase::Preflight, Phase::Base, Phase::Etcd]);
+    }
+
+    #[test]
+    fn a_started_apiserver_is_waited_for_until_ready() {
+        let hosts = vec![HostSteps { host: "cp1".into(), actions: vec![Action::StartUnit { unit: "kube-apiserver.service".into() }] }];
+        let waits = waits_for(Phase::KubeApiserver, &DesiredState { hosts: vec![] }, &hosts, vec![]);
+        assert_eq!(waits[1], Wait::ApiserverReady { hosts: vec!["cp1".into()] });
+        assert!(waits_for(Phase::KubeApiserver, &DesiredState { hosts: vec![] }, &[], vec![]).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 //! once and executes exactly it; `provision reset` builds a reset plan the same way.
 
 pub mod action;
+pub mod api_objects;
 pub mod diff;
 pub mod facts;
 pub mod pipeline;

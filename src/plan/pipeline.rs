@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Plan;
+use super::api_objects;
 use super::diff::plan_apply;
 use super::reset::{ResetOptions, plan_reset};
 use crate::apply::phases::preflight::{self, ExtraPaths, Gathered};
 use crate::artifacts;
 use crate::desired::{Component, DesiredState};
 use crate::inventory::{self, Inventory};
+use crate::kube::bootstrap::{self, Observed};
+use crate::kube::objects::ApiObject;
 use crate::pki::Pki;
 use crate::render::{self, Templates};
 use crate::state::StateDir;
@@ -38,6 +41,10 @@ pub struct Prepared {
     /// What the binaries' resolution wants the operator to know (unverified files, ...).
     pub artifact_notes: Vec<String>,
     pub gathered: Gathered,
+    /// Cluster objects apply owns (the bootstrap RBAC; none without a control plane), and
+    /// what the API held for each when the plan was made.
+    pub api_objects: Vec<ApiObject>,
+    pub api_observed: Vec<Observed>,
     pub timings: Timings,
 }
 
@@ -61,7 +68,14 @@ impl Prepared {
     }
 
     pub fn plan_apply(&self) -> Plan {
-        plan_apply(&self.inventory().cluster.name, self.gathered.reports.clone(), &self.desired, &self.gathered.facts)
+        let inv = self.inventory();
+        let mut plan = plan_apply(&inv.cluster.name, self.gathered.reports.clone(), &self.desired, &self.gathered.facts);
+        if let Some(host) = bootstrap::api_host(inv)
+            && !self.api_objects.is_empty()
+        {
+            api_objects::add_phase(&mut plan, &host.name, &self.api_objects, &self.api_observed);
+        }
+        plan
     }
 
     pub fn plan_reset(&self, purge_data: bool) -> Plan {
@@ -87,6 +101,11 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         .with_context(|| format!("preparing the PKI in {}", state.root().display()))?;
     let templates = Templates::load(opts.templates.as_deref())?;
     let rendered = render::render(inv, &pki, &templates).context("rendering the hosts' files")?;
+    let api_objects = if rendered.kubernetes_skipped() || bootstrap::api_host(inv).is_none() || opts.binary_paths_only {
+        Vec::new()
+    } else {
+        crate::kube::objects::bootstrap_rbac(&templates)?
+    };
     let skipped = rendered.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
     let mut desired = rendered.desired;
     // The binaries' paths join before the facts (so the facts cover them); their
@@ -114,7 +133,14 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         artifacts::fill(&mut desired, &resolved, inv)?;
         resolved.notes
     };
-    let timings = Timings { load_pki_render, connect_and_facts, artifacts: t.elapsed() };
+    let artifacts_time = t.elapsed();
+    let api_observed = match bootstrap::api_host(inv) {
+        Some(host) if !api_objects.is_empty() => {
+            bootstrap::observe(inv, &pki, gathered.facts.get(&host.name), &api_objects).await
+        }
+        _ => Vec::new(),
+    };
+    let timings = Timings { load_pki_render, connect_and_facts, artifacts: artifacts_time };
     if std::env::var_os("PROVISION_TIMINGS").is_some() {
         eprintln!(
             "timings: load+pki+render {:.0} ms, connect+facts {:.0} ms, binaries {:.0} ms",
@@ -123,7 +149,7 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
             timings.artifacts.as_secs_f64() * 1000.0
         );
     }
-    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, timings })
+    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api_objects, api_observed, timings })
 }
 
 /// The etcd data dir on etcd members: reset --purge-data removes it, so its state is

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::action::{Action, RestartReason, Wait, WriteReason};
+use super::action::{Action, ObjectReason, RestartReason, Wait, WriteReason};
 use super::{Plan, PlanKind};
 
 pub fn render(plan: &Plan) -> String {
@@ -123,6 +123,13 @@ pub fn line(a: &Action) -> String {
         Action::RemoveFile { path } => format!("- remove {path}"),
         Action::RemoveDir { path } => format!("- remove dir {path}"),
         Action::PurgeDir { path } => format!("- purge {path} (and everything in it: --purge-data)"),
+        Action::ApplyObject { kind, name, why, detail, .. } => match why {
+            ObjectReason::Create => format!("+ create {kind} {name} (via kube-apiserver)"),
+            ObjectReason::Update => format!("~ update {kind} {name} (via kube-apiserver: differs)"),
+            ObjectReason::Unknown => {
+                format!("+ apply {kind} {name} (via kube-apiserver; {})", detail.as_deref().unwrap_or("state unknown"))
+            }
+        },
     }
 }
 
@@ -155,6 +162,7 @@ pub fn wait_line(w: &Wait) -> String {
             format!("wait until active: {}", parts.join("; "))
         }
         Wait::EtcdQuorum { members } => format!("wait for a healthy etcd quorum of {}", members.join(", ")),
+        Wait::ApiserverReady { hosts } => format!("wait for kube-apiserver /readyz on {}", hosts.join(", ")),
     }
 }
 

@@ -109,35 +109,43 @@ pub struct HostSummary {
     pub units: Vec<String>,
 }
 
-/// Writes `r` under `out`. `out` must be empty, missing, or an earlier render's output
-/// (which is replaced). Files keep their rendered mode, secrets 0600 whatever happens;
-/// directories are 0700 (the tree holds keys).
+/// Writes `r` under `out`. `out` must be empty, missing, or an earlier render's output,
+/// which is brought up to date: a file whose bytes and mode already match is left alone
+/// (a warm re-render writes nothing), a changed one is replaced atomically (temp file +
+/// rename), and what this render no longer holds is removed. Secrets are 0600 whatever
+/// happens; directories are 0700 (the tree holds keys).
 pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> {
     prepare(out, r)?;
     let mut summary = Vec::new();
-    // Directories already created: creating files costs far more than computing them, so
-    // skip the redundant mkdir calls.
-    let mut made = std::collections::BTreeSet::new();
-    let mut ensure_dir = |p: &Path| -> anyhow::Result<()> {
-        if made.insert(p.to_path_buf()) { mkdir(p) } else { Ok(()) }
-    };
     for h in &r.desired.hosts {
         let root = out.join(&h.host);
-        ensure_dir(&root)?;
+        let mut existing = Existing::scan(&root)?;
+        // Directories already made this run: creating files costs far more than computing
+        // them, so skip the redundant mkdir calls.
+        let mut made = std::collections::BTreeSet::new();
+        let mut ensure_dir = |p: &Path, existing: &mut Existing| -> anyhow::Result<()> {
+            existing.keep_dir(p);
+            if made.insert(p.to_path_buf()) && !existing.had_dir(p) { mkdir(p) } else { Ok(()) }
+        };
+        ensure_dir(&root, &mut existing)?;
         for d in &h.dirs {
-            ensure_dir(&under(&root, &d.path)?)?;
+            ensure_dir(&under(&root, &d.path)?, &mut existing)?;
         }
         for f in &h.files {
             let dest = under(&root, &f.path)?;
             if let Some(parent) = dest.parent() {
-                ensure_dir(parent)?;
+                ensure_dir(parent, &mut existing)?;
             }
             let mode = if f.secret { 0o600 } else { f.mode & 0o644 };
-            write_file(&dest, &f.content, mode)?;
+            let existed = existing.claim_file(&dest);
+            sync_file(&dest, &f.content, mode, existed)?;
         }
         let mut json = serde_json::to_vec_pretty(&manifest(h)).context("cannot encode the manifest")?;
         json.push(b'\n');
-        write_file(&root.join(MANIFEST), &json, 0o644)?;
+        let manifest_path = root.join(MANIFEST);
+        let existed = existing.claim_file(&manifest_path);
+        sync_file(&manifest_path, &json, 0o644, existed)?;
+        existing.remove_leftovers()?;
         summary.push(HostSummary {
             host: h.host.clone(),
             files: h.files.len(),
@@ -147,11 +155,75 @@ pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> 
         });
     }
     let hosts: Vec<&str> = r.desired.hosts.iter().map(|h| h.host.as_str()).collect();
-    write_file(&out.join(MARKER), format!("{}\n", hosts.join("\n")).as_bytes(), 0o644)?;
+    let marker = out.join(MARKER);
+    let existed = marker.exists();
+    sync_file(&marker, format!("{}\n", hosts.join("\n")).as_bytes(), 0o644, existed)?;
     Ok(summary)
 }
 
-/// Checks `out` may be written, and removes what an earlier render left there.
+/// What an earlier render left under one host's root: what this render keeps is ticked
+/// off, the rest is removed at the end.
+#[derive(Default)]
+struct Existing {
+    files: std::collections::BTreeSet<PathBuf>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+    kept_dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+impl Existing {
+    fn scan(root: &Path) -> anyhow::Result<Existing> {
+        let mut e = Existing::default();
+        if !root.exists() {
+            return Ok(e);
+        }
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            e.dirs.insert(dir.clone());
+            for entry in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+                let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+                let kind = entry.file_type().with_context(|| format!("cannot stat {}", entry.path().display()))?;
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    e.files.insert(entry.path());
+                }
+            }
+        }
+        Ok(e)
+    }
+
+    fn had_dir(&self, p: &Path) -> bool {
+        self.dirs.contains(p)
+    }
+
+    /// `p` and its ancestors stay.
+    fn keep_dir(&mut self, p: &Path) {
+        for a in p.ancestors() {
+            if !self.kept_dirs.insert(a.to_path_buf()) {
+                break;
+            }
+        }
+    }
+
+    /// True when `p` existed (and is now claimed by this render).
+    fn claim_file(&mut self, p: &Path) -> bool {
+        self.files.remove(p)
+    }
+
+    fn remove_leftovers(self) -> anyhow::Result<()> {
+        for f in &self.files {
+            fs::remove_file(f).with_context(|| format!("cannot remove the stale {}", f.display()))?;
+        }
+        // Deepest first, so a stale parent is empty when its turn comes.
+        for d in self.dirs.iter().rev().filter(|d| !self.kept_dirs.contains(*d)) {
+            fs::remove_dir(d).with_context(|| format!("cannot remove the stale {}", d.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks `out` may be written, and removes the hosts an earlier render had and this one
+/// has not (the others are brought up to date file by file).
 fn prepare(out: &Path, r: &Rendered) -> anyhow::Result<()> {
     if !out.exists() {
         return mkdir(out);
@@ -176,7 +248,8 @@ fn prepare(out: &Path, r: &Rendered) -> anyhow::Result<()> {
         );
     }
     let previous = fs::read_to_string(&marker).with_context(|| format!("cannot read {}", marker.display()))?;
-    let ours: Vec<&str> = previous.lines().chain(r.desired.hosts.iter().map(|h| h.host.as_str())).collect();
+    let current: Vec<&str> = r.desired.hosts.iter().map(|h| h.host.as_str()).collect();
+    let ours: Vec<&str> = previous.lines().chain(current.iter().copied()).collect();
     entries.sort();
     for e in entries {
         let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -186,9 +259,11 @@ fn prepare(out: &Path, r: &Rendered) -> anyhow::Result<()> {
         if !e.is_dir() || !ours.contains(&name.as_str()) {
             bail!("--out {}: {} was not written by `provision render`; remove it or pick another directory", out.display(), e.display());
         }
-        fs::remove_dir_all(&e).with_context(|| format!("cannot remove the earlier render {}", e.display()))?;
+        if !current.contains(&name.as_str()) {
+            fs::remove_dir_all(&e).with_context(|| format!("cannot remove the earlier render {}", e.display()))?;
+        }
     }
-    fs::remove_file(&marker).with_context(|| format!("cannot remove {}", marker.display()))
+    Ok(())
 }
 
 /// `root` joined with the absolute host path `p`, refusing anything that could leave `root`.
@@ -204,7 +279,21 @@ fn mkdir(p: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(p).with_context(|| format!("cannot create {}", p.display()))
 }
 
-fn write_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
+/// Leaves `dest` alone when it already holds `content` with `mode`; otherwise writes it.
+fn sync_file(dest: &Path, content: &[u8], mode: u32, existed: bool) -> anyhow::Result<()> {
+    if !existed {
+        return create_file(dest, content, mode);
+    }
+    let same_mode = fs::symlink_metadata(dest).map(|m| m.is_file() && m.permissions().mode() & 0o7777 == mode);
+    if matches!(same_mode, Ok(true)) && fs::read(dest).is_ok_and(|old| old == content) {
+        return Ok(());
+    }
+    replace_file(dest, content, mode)
+}
+
+/// A new file, created with its mode (a key is never readable by others, not even for a
+/// moment). An interrupted write leaves a short file the next render replaces.
+fn create_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -214,6 +303,22 @@ fn write_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
     f.write_all(content).with_context(|| format!("cannot write {}", dest.display()))?;
     // The umask may have taken bits away from a non-secret file; set the intended mode.
     fs::set_permissions(dest, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", dest.display()))
+}
+
+/// An existing file replaced: a temp file beside it (created owner-only), then rename, so
+/// a reader sees the old file or the new one, never half of one.
+fn replace_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let write = || -> anyhow::Result<()> {
+        create_file(&tmp, content, mode & 0o600)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", tmp.display()))?;
+        fs::rename(&tmp, dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("kube-scheduler.yaml", include_str!("../../templates/kube-scheduler.yaml")),
     ("kubelet-config.yaml", include_str!("../../templates/kubelet-config.yaml")),
     ("kube-proxy-config.yaml", include_str!("../../templates/kube-proxy-config.yaml")),
+    ("bootstrap-rbac.yaml", include_str!("../../templates/bootstrap-rbac.yaml")),
 ];
 
 /// Where a template's text came from, for the render summary.

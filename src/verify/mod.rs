@@ -24,7 +24,6 @@ pub mod cis_hosts;
 pub mod encryption;
 pub mod host_checks;
 pub mod host_facts;
-pub mod kube_api;
 pub mod material;
 pub mod rbac;
 pub mod report;

@@ -21,7 +21,7 @@ use rcgen::{
 use zeroize::Zeroizing;
 
 use super::cis_hosts::Gathered;
-use super::kube_api::{ApiClient, ApiResponse, METADATA_ONLY};
+use crate::kube::api::{ApiClient, ApiResponse, METADATA_ONLY};
 use super::material::Material;
 use super::report::{CheckResult, HostOutcome, Status};
 use crate::inventory::{Inventory, KubernetesSource, Role};

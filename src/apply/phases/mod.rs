@@ -2,6 +2,7 @@
 //! parallel, then start/restart the units of every host together, then wait.
 
 pub mod base;
+pub mod bootstrap_rbac;
 pub mod controllers;
 pub mod etcd;
 pub mod kube_apiserver;
@@ -26,6 +27,7 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
         Phase::Etcd => etcd::run(plan, ctx).await,
         Phase::KubeApiserver => kube_apiserver::run(plan, ctx).await,
         Phase::Controllers => controllers::run(plan, ctx).await,
+        Phase::BootstrapRbac => bootstrap_rbac::run(plan, ctx).await,
         Phase::Kubelet => kubelet::run(plan, ctx).await,
     }
 }
@@ -69,6 +71,7 @@ pub async fn prepare_start_wait(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> Pha
         let r = match wait {
             crate::plan::Wait::UnitsActive { hosts } => super::wait_units::wait(hosts, &skip, ctx).await,
             crate::plan::Wait::EtcdQuorum { members } => etcd::wait_quorum(members, &skip, ctx).await,
+            crate::plan::Wait::ApiserverReady { hosts } => kube_apiserver::wait_ready(hosts, &skip, ctx).await,
         };
         match r {
             Ok(()) => ctx.reporter.emit(Event::WaitDone { phase: plan.phase, wait, ms: t.elapsed().as_millis() as u64 }),

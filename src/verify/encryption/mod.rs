@@ -22,7 +22,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
 
-use super::kube_api::ApiClient;
+use crate::kube::api::ApiClient;
 use super::material::Material;
 use super::rbac::NO_APISERVER;
 use super::report::{CheckResult, Status};

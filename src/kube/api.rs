@@ -1,4 +1,5 @@
-//! A small HTTPS client for the Kubernetes REST API: one request per connection, the
+//! A small HTTPS client for the Kubernetes REST API (verify's checks and apply's bootstrap
+//! RBAC): one request per connection, the
 //! server checked against the cluster CA, an optional client certificate as the
 //! identity. hyper (HTTP/1.1) over tokio-rustls, both already in the dependency tree.
 //!
@@ -19,7 +20,7 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
-use super::tls::handshake;
+use crate::verify::tls::handshake;
 use crate::pki::Issued;
 
 /// Ask list endpoints for metadata only: proves the permission to list without
@@ -73,13 +74,31 @@ impl ApiClient {
         addrs.next().ok_or_else(|| anyhow!("{} resolves to no address", self.host))
     }
 
-    /// Sends one request and reads the whole answer (within the time limit).
+    /// Sends one request (a JSON body, if any) and reads the whole answer (within the
+    /// time limit).
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         accept: &str,
         body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<ApiResponse> {
+        self.send_as(method, path, accept, body.map(|b| (JSON, b))).await
+    }
+
+    /// Server-side apply of `object` (its apiVersion, kind and metadata.name set) at
+    /// `path`, as field manager `provision`: creates or updates, the same call both times.
+    pub async fn server_side_apply(&self, path: &str, object: &serde_json::Value) -> anyhow::Result<ApiResponse> {
+        let path = format!("{path}?fieldManager=provision&force=true");
+        self.send_as(Method::PATCH, &path, JSON, Some((APPLY_PATCH, object))).await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        accept: &str,
+        body: Option<(&str, &serde_json::Value)>,
     ) -> anyhow::Result<ApiResponse> {
         let addr = self.resolve().await?;
         let tls = handshake::connect(addr, &self.name, self.config.clone(), self.limit).await?;
@@ -114,13 +133,18 @@ fn authority(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
-/// The request as sent: Host, Accept, a User-Agent saying who asks, and a JSON body.
+const JSON: &str = "application/json";
+/// Server-side apply takes YAML, and JSON is YAML.
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// The request as sent: Host, Accept, a User-Agent saying who asks, and a body of the
+/// given content type, serialised as JSON.
 pub fn build_request(
     method: Method,
     authority: &str,
     path: &str,
     accept: &str,
-    body: Option<&serde_json::Value>,
+    body: Option<(&str, &serde_json::Value)>,
 ) -> anyhow::Result<Request<Full<Bytes>>> {
     if !path.starts_with('/') {
         bail!("an API path starts with '/': {path}");
@@ -130,10 +154,10 @@ pub fn build_request(
         .uri(path)
         .header(hyper::header::HOST, authority)
         .header(hyper::header::ACCEPT, accept)
-        .header(hyper::header::USER_AGENT, concat!("provision-verify/", env!("CARGO_PKG_VERSION")));
+        .header(hyper::header::USER_AGENT, concat!("provision/", env!("CARGO_PKG_VERSION")));
     let request = match body {
-        Some(json) => builder
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+        Some((content_type, json)) => builder
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(serde_json::to_vec(json)?))),
         None => builder.body(Full::new(Bytes::new())),
     };
@@ -209,7 +233,7 @@ mod tests {
             "10.0.0.1:6443",
             "/api/v1/namespaces/default/secrets",
             "application/json",
-            Some(&body),
+            Some((JSON, &body)),
         )
         .unwrap();
         assert_eq!(r.method(), Method::POST);
@@ -217,6 +241,8 @@ mod tests {
         assert_eq!(r.headers()[hyper::header::HOST], "10.0.0.1:6443");
         assert_eq!(r.headers()[hyper::header::CONTENT_TYPE], "application/json");
         assert!(build_request(Method::GET, "h:1", "api/v1", "application/json", None).is_err());
+        let apply = build_request(Method::PATCH, "h:1", "/apis/x", JSON, Some((APPLY_PATCH, &body))).unwrap();
+        assert_eq!(apply.headers()[hyper::header::CONTENT_TYPE], "application/apply-patch+yaml");
         assert_eq!(authority("fd00::1", 6443), "[fd00::1]:6443");
     }
 

@@ -1,0 +1,144 @@
+//! The bootstrap RBAC against a live kube-apiserver: what the API holds now (plan's
+//! facts), and the server-side apply apply runs.
+//!
+//! Both speak to the kube-apiserver of the first control-plane host, at that host's own
+//! address (in the serving certificate's SANs): the inventory's API endpoint may be a
+//! load balancer that does not exist yet. The identity is super-admin (system:masters):
+//! the binding that lets the admin group act does not exist before this step, which is
+//! the one use provision makes of the break-glass identity.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::api::{ApiClient, ApiResponse};
+use super::objects::{ApiObject, covers};
+use crate::inventory::{Host, Inventory, Role};
+use crate::pki::{CertId, Pki};
+use crate::plan::facts::HostFacts;
+
+const APISERVER_UNIT: &str = "kube-apiserver.service";
+
+/// What the API holds for one desired object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    Absent,
+    /// Every field provision sets has its value.
+    Current,
+    /// Present, with a field provision sets changed (or an extra subject, rule, ...).
+    Differs,
+    /// kube-apiserver does not run yet (a first apply), or could not be asked: apply will
+    /// apply it, which is safe either way.
+    Unknown(String),
+}
+
+/// The host whose kube-apiserver provision talks to: the first control-plane host.
+pub fn api_host(inv: &Inventory) -> Option<&Host> {
+    inv.hosts.iter().find(|h| h.has(Role::ControlPlane))
+}
+
+/// A client for `host`'s kube-apiserver as super-admin, trusting only the cluster CA.
+pub fn client(inv: &Inventory, pki: &Pki, host: &Host, limit: Duration) -> anyhow::Result<ApiClient> {
+    client_as(inv, pki, host, &CertId::SuperAdmin, limit)
+}
+
+/// A client for `host`'s kube-apiserver as `identity`, trusting only the cluster CA.
+pub fn client_as(inv: &Inventory, pki: &Pki, host: &Host, identity: &CertId, limit: Duration) -> anyhow::Result<ApiClient> {
+    let ca = pki.get(&CertId::ClusterCa).context("the cluster CA is missing from the PKI")?;
+    let cert = pki.get(identity).with_context(|| format!("the {identity:?} certificate is missing from the PKI"))?;
+    ApiClient::new(&host.address.to_string(), inv.cluster.api_port, &ca.cert_pem, Some(cert), limit)
+}
+
+/// The plan's facts about `objects`: read only when the API host's kube-apiserver unit is
+/// active (preflight saw it); one GET per object, all at once.
+pub async fn observe(
+    inv: &Inventory,
+    pki: &Pki,
+    facts: Option<&HostFacts>,
+    objects: &[ApiObject],
+) -> Vec<Observed> {
+    let unknown = |why: String| objects.iter().map(|_| Observed::Unknown(why.clone())).collect();
+    let Some(host) = api_host(inv) else { return unknown("the inventory has no control-plane host".into()) };
+    let running = facts.and_then(|f| f.units.get(APISERVER_UNIT)).is_some_and(|u| u.active_state == "active");
+    if !running {
+        return unknown(format!("kube-apiserver does not run on {} yet", host.name));
+    }
+    let client = match client(inv, pki, host, Duration::from_secs(5)) {
+        Ok(c) => c,
+        Err(e) => return unknown(format!("{e:#}")),
+    };
+    let reads = objects.iter().map(|o| async {
+        match client.send(hyper::Method::GET, &o.path, "application/json", None).await {
+            Ok(r) => judge(&r, o),
+            Err(e) => Observed::Unknown(format!("kube-apiserver on {}: {e:#}", host.name)),
+        }
+    });
+    futures::future::join_all(reads).await
+}
+
+fn judge(r: &ApiResponse, o: &ApiObject) -> Observed {
+    match r.status {
+        404 => Observed::Absent,
+        200 => match serde_json::from_slice::<serde_json::Value>(&r.body) {
+            Ok(actual) if covers(&actual, &o.body) => Observed::Current,
+            Ok(_) => Observed::Differs,
+            Err(e) => Observed::Unknown(format!("GET {}: the answer is not JSON: {e}", o.path)),
+        },
+        _ => Observed::Unknown(format!("GET {}: {}", o.path, r.describe())),
+    }
+}
+
+/// Applies `o` server-side, retrying while kube-apiserver is not ready yet (refused
+/// connections, 429, 5xx: it answers before its RBAC caches are warm) until `deadline`.
+/// A 4xx is final: retrying would not change it.
+pub async fn apply(client: &ApiClient, o: &ApiObject, deadline: Instant) -> anyhow::Result<()> {
+    let mut last;
+    loop {
+        match client.server_side_apply(&o.path, &o.body).await {
+            Ok(r) if (200..300).contains(&r.status) => return Ok(()),
+            Ok(r) if r.status == 429 || r.status >= 500 => last = r.describe(),
+            Ok(r) if r.status == 422 && o.kind == "ClusterRoleBinding" => bail!(
+                "{} {}: {} (a binding's roleRef cannot change: delete it with \
+                 `kubectl delete clusterrolebinding {}` and apply again)",
+                o.kind,
+                o.name,
+                r.describe(),
+                o.name
+            ),
+            Ok(r) => bail!("{} {}: {}", o.kind, o.name, r.describe()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() >= deadline {
+            bail!("{} {}: kube-apiserver did not accept it in time; last answer: {last}", o.kind, o.name);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object() -> ApiObject {
+        ApiObject {
+            kind: "ClusterRole".into(),
+            name: "r".into(),
+            path: "/apis/rbac.authorization.k8s.io/v1/clusterroles/r".into(),
+            body: std::sync::Arc::new(json!({"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": []})),
+        }
+    }
+
+    #[test]
+    fn answers_are_judged() {
+        let o = object();
+        let ok = |body: serde_json::Value| ApiResponse { status: 200, body: body.to_string().into_bytes() };
+        assert_eq!(judge(&ApiResponse { status: 404, body: vec![] }, &o), Observed::Absent);
+        let current = json!({"kind": "ClusterRole", "metadata": {"name": "r", "uid": "1"}, "rules": []});
+        assert_eq!(judge(&ok(current), &o), Observed::Current);
+        let changed = json!({"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": [{"verbs": ["*"]}]});
+        assert_eq!(judge(&ok(changed), &o), Observed::Differs);
+        let forbidden = ApiResponse { status: 403, body: br#"{"kind":"Status","message":"no","code":403}"#.to_vec() };
+        assert!(matches!(judge(&forbidden, &o), Observed::Unknown(why) if why.contains("HTTP 403 Forbidden: no")));
+    }
+}
