@@ -34,4 +34,10 @@ impl StateDir {
     pub fn secrets_dir(&self) -> PathBuf {
         self.root.join("secrets")
     }
+
+    /// The admin kubeconfig for the operator (`kubectl --kubeconfig=...`), 0600: the
+    /// same file apply puts at /etc/kubernetes/admin.conf on the control-plane hosts.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.root.join("admin.conf")
+    }
 }

@@ -67,12 +67,30 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         let plan = prepared.plan_apply();
         let mut result =
             execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
+        if matches!(result, Ok(ExitCode::OK)) {
+            write_admin_kubeconfig(&prepared, format)?;
+        }
         if matches!(result, Ok(ExitCode::OK)) && !args.no_verify && !cancel.is_cancelled() {
             result = verify_after_apply(&prepared, format).await;
         }
         prepared.close().await;
         result
     })
+}
+
+/// The control-plane hosts' admin.conf, also in the state directory for the operator's
+/// kubectl (0600, written only when it differs). None without a control plane.
+fn write_admin_kubeconfig(prepared: &Prepared, format: OutputFormat) -> anyhow::Result<()> {
+    let admin = prepared.desired.hosts.iter().flat_map(|h| &h.files).find(|f| f.path == crate::render::paths::ADMIN_CONF);
+    let Some(admin) = admin else { return Ok(()) };
+    let path = prepared.state.admin_kubeconfig();
+    if std::fs::read(&path).ok().as_deref() != Some(admin.content.as_slice()) {
+        crate::pki::store::write_atomic(&path, &admin.content, 0o600)?;
+    }
+    if format == OutputFormat::Text {
+        println!("admin kubeconfig: {} (kubectl --kubeconfig={0})", path.display());
+    }
+    Ok(())
 }
 
 /// `provision verify` over apply's own SSH sessions: the table (or one JSON event).

@@ -66,9 +66,10 @@ pub struct HealthArgs {
     /// Longest time one member may take to answer (e.g. 5s, 1500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// A member whose health read takes longer than this is reported slow.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub slow: Duration,
+    /// A member whose health read takes longer than this is reported slow [default: 1s, or
+    /// half the inventory's etcd.election_timeout_ms when that is longer].
+    #[arg(long, value_parser = parse_duration)]
+    pub slow: Option<Duration>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -188,7 +189,8 @@ async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitC
     let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
-    let report = health::check(&members, &creds, HealthOptions { timeout: a.timeout, slow_after: a.slow }).await;
+    let slow_after = a.slow.unwrap_or_else(|| HealthOptions::slow_after_for(inventory.etcd.election_timeout_ms));
+    let report = health::check(&members, &creds, HealthOptions { timeout: a.timeout, slow_after }).await;
     match format {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print!("{}", render_health(&report)),

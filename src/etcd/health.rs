@@ -37,6 +37,16 @@ impl Default for HealthOptions {
     }
 }
 
+impl HealthOptions {
+    /// When a read counts as slow on a cluster with this election timeout: 1 s, or half
+    /// the election timeout when that is longer. A lab on emulated CPUs is given long raft
+    /// timings on purpose (vagrant.toml: election 5000 ms), and its ~1.2 s reads are then
+    /// normal; a read taking half the election timeout is a real risk on any cluster.
+    pub fn slow_after_for(election_timeout_ms: u32) -> Duration {
+        Duration::from_secs(1).max(Duration::from_millis(u64::from(election_timeout_ms) / 2))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
@@ -453,5 +463,11 @@ mod tests {
         let h = assess(vec![p, good(2, 1), good(3, 1)], HealthOptions::default());
         assert_eq!(h.verdict, Verdict::Degraded);
         assert!(h.notes[0].contains("m9"), "{:?}", h.notes);
+    }
+
+    #[test]
+    fn slow_follows_long_election_timeouts_only() {
+        assert_eq!(HealthOptions::slow_after_for(1000), Duration::from_secs(1));
+        assert_eq!(HealthOptions::slow_after_for(5000), Duration::from_millis(2500));
     }
 }

@@ -23,7 +23,7 @@ mod parallel;
 mod reuse;
 mod secrets;
 mod spec;
-mod store;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
