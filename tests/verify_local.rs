@@ -488,7 +488,7 @@ fn cli_exit_codes_table_and_json() {
 /// need a real kube-apiserver and are never claimed from a stand-in.
 #[test]
 fn kube_api_transport_against_a_real_tls_server() {
-    use provision::verify::kube_api::ApiClient;
+    use provision::kube::api::ApiClient;
     let _g = lock();
     let (_dir, l) = bare_state("vapi");
     let material = Material::load(&l).unwrap();

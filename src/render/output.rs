@@ -301,8 +301,9 @@ fn create_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
         .open(dest)
         .with_context(|| format!("cannot create {}", dest.display()))?;
     f.write_all(content).with_context(|| format!("cannot write {}", dest.display()))?;
-    // The umask may have taken bits away from a non-secret file; set the intended mode.
-    fs::set_permissions(dest, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", dest.display()))
+    // The umask may have taken bits away from a non-secret file; set the intended mode
+    // (on the open file: no second path lookup).
+    f.set_permissions(fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", dest.display()))
 }
 
 /// An existing file replaced: a temp file beside it (created owner-only), then rename, so
