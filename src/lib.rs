@@ -9,6 +9,7 @@ pub mod cis;
 pub mod cli;
 pub mod desired;
 pub mod etcd;
+pub mod fsutil;
 pub mod inventory;
 pub mod kube;
 pub mod lab;

@@ -16,7 +16,6 @@
 //! again (and said so), never pushed to a host.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -276,21 +275,7 @@ fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
 
 /// Temp file beside `path`, fsync, rename: a reader sees the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("file without a directory")?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp.{}.{:08x}", std::process::id(), rand::random::<u32>()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    sync_dir(dir);
-    Ok(())
+    crate::fsutil::write_atomic(path, bytes, 0o644)
 }
 
 /// Makes a rename durable; best effort (the file itself is already synced).

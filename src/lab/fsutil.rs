@@ -2,7 +2,6 @@
 //! descends into a mounted filesystem.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
@@ -10,40 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use super::mounts;
 
-/// Writes `content` to `path` with `mode` via a temp file in the same directory and a
-/// rename, so a reader (or a crash) never sees half a file.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    write_atomic_owned(path, content, mode, None)
-}
+pub use crate::fsutil::{write_atomic, write_atomic_owned};
 
-/// Like `write_atomic`, and chowns the file to `owner` (uid, gid) before the rename.
-pub fn write_atomic_owned(path: &Path, content: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    let dir = path.parent().with_context(|| format!("{} has no parent directory", path.display()))?;
-    let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        // Set the mode before writing so secrets are never readable by others, even briefly.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .with_context(|| format!("setting mode of {}", tmp.display()))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
-                .with_context(|| format!("setting owner of {}", tmp.display()))?;
-        }
-        f.write_all(content).with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
 
 /// Creates `path` (and parents) and makes sure it is 0700.
 pub fn private_dir(path: &Path) -> Result<()> {

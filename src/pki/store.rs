@@ -2,7 +2,7 @@
 //! (0600), atomic replacement (temp file + fsync + rename) so a crash never leaves half a key.
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -23,38 +23,7 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     set_mode(dir, PRIVATE_DIR_MODE)
 }
 
-/// Replaces `path` with `bytes`: a temp file in the same directory, created with `mode`
-/// from the start (a key is never readable by others, not even for a moment), fsynced,
-/// then renamed over `path`, and the directory fsynced so the rename survives a crash.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}-{:08x}", name.to_string_lossy(), std::process::id(), rand::random::<u32>()));
-    let result = (|| -> anyhow::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        // The umask may have removed bits from `mode`; set it exactly.
-        file.set_permissions(Permissions::from_mode(mode))
-            .with_context(|| format!("setting the mode of {}", tmp.display()))?;
-        file.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    if let Ok(d) = fs::File::open(dir) {
-        // Best effort: some filesystems refuse fsync on a directory.
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+pub use crate::fsutil::write_atomic;
 
 /// Held while a run reads and writes the PKI; released when dropped.
 pub struct RunLock {

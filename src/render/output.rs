@@ -306,20 +306,9 @@ fn create_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
     f.set_permissions(fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", dest.display()))
 }
 
-/// An existing file replaced: a temp file beside it (created owner-only), then rename, so
-/// a reader sees the old file or the new one, never half of one.
+/// An existing file replaced atomically (a reader sees the old file or the new one).
 fn replace_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let write = || -> anyhow::Result<()> {
-        create_file(&tmp, content, mode & 0o600)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", tmp.display()))?;
-        fs::rename(&tmp, dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
-    };
-    write().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    crate::fsutil::write_atomic(dest, content, mode)
 }
 
 #[cfg(test)]
