@@ -69,9 +69,9 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
         if matches!(result, Ok(ExitCode::OK)) {
             write_admin_kubeconfig(&prepared, format)?;
-        }
-        if matches!(result, Ok(ExitCode::OK)) && !args.no_verify && !cancel.is_cancelled() {
-            result = verify_after_apply(&prepared, format).await;
+            if !args.no_verify && !cancel.is_cancelled() {
+                result = verify_after_apply(&prepared, format).await;
+            }
         }
         prepared.close().await;
         result
@@ -85,7 +85,7 @@ fn write_admin_kubeconfig(prepared: &Prepared, format: OutputFormat) -> anyhow::
     let Some(admin) = admin else { return Ok(()) };
     let path = prepared.state.admin_kubeconfig();
     if std::fs::read(&path).ok().as_deref() != Some(admin.content.as_slice()) {
-        crate::pki::store::write_atomic(&path, &admin.content, 0o600)?;
+        crate::fsutil::write_atomic(&path, &admin.content, 0o600)?;
     }
     if format == OutputFormat::Text {
         println!("admin kubeconfig: {} (kubectl --kubeconfig={0})", path.display());

@@ -23,7 +23,7 @@ mod parallel;
 mod reuse;
 mod secrets;
 mod spec;
-pub mod store;
+mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
