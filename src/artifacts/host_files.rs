@@ -57,7 +57,7 @@ fn file(binary: Binary, content: Arc<Vec<u8>>) -> ManagedFile {
 /// needs only the paths.
 pub fn add_placeholders(desired: &mut DesiredState, inv: &Inventory) -> anyhow::Result<()> {
     for d in &mut desired.hosts {
-        let Some(host) = inv.hosts.iter().find(|h| h.name == d.host) else { continue };
+        let Some(host) = inv.host(&d.host) else { continue };
         for binary in wanted(inv, host) {
             let path = binary.host_path();
             if d.files.iter().any(|f| f.path == path) {
@@ -80,7 +80,7 @@ pub fn add_placeholders(desired: &mut DesiredState, inv: &Inventory) -> anyhow::
 /// placeholder must be filled: an empty binary is never pushed.
 pub fn fill(desired: &mut DesiredState, artifacts: &Artifacts, inv: &Inventory) -> anyhow::Result<()> {
     for d in &mut desired.hosts {
-        let Some(host) = inv.hosts.iter().find(|h| h.name == d.host) else { continue };
+        let Some(host) = inv.host(&d.host) else { continue };
         let resolved: BTreeMap<String, Arc<Vec<u8>>> =
             files_for(artifacts, host).into_iter().map(|f| (f.path, f.content)).collect();
         for binary in wanted(inv, host) {

@@ -269,6 +269,11 @@ impl Inventory {
     pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(move |h| h.has(role))
     }
+
+    /// The host called `name` (names are unique: validation refuses duplicates).
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
 }
 
 fn default_api_port() -> u16 {

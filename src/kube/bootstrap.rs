@@ -34,7 +34,7 @@ pub enum Observed {
 
 /// The host whose kube-apiserver provision talks to: the first control-plane host.
 pub fn api_host(inv: &Inventory) -> Option<&Host> {
-    inv.hosts.iter().find(|h| h.has(Role::ControlPlane))
+    inv.hosts_with(Role::ControlPlane).next()
 }
 
 /// A client for `host`'s kube-apiserver as super-admin, trusting only the cluster CA.

@@ -18,7 +18,7 @@ pub fn units_active(inv: &Inventory, gathered: &Gathered) -> CheckResult {
     let outcomes = gathered
         .iter()
         .filter_map(|(host, facts)| {
-            let h = inv.hosts.iter().find(|h| &h.name == host)?;
+            let h = inv.host(host)?;
             let expected = expected_units(inv, h);
             if expected.is_empty() {
                 return None;

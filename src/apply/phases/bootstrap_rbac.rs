@@ -19,7 +19,7 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
             ctx.reporter.emit(Event::HostError { phase: plan.phase, host: &h.host, error: error.clone() });
             result.failed.push((h.host.clone(), error));
         };
-        let Some(host) = ctx.inventory.hosts.iter().find(|x| x.name == h.host) else {
+        let Some(host) = ctx.inventory.host(&h.host) else {
             fail(format!("{} is not in the inventory", h.host), &mut result);
             continue;
         };

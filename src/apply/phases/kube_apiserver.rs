@@ -22,7 +22,7 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
 pub async fn wait_ready(hosts: &[String], skip: &[String], ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
     let deadline = Instant::now() + ctx.wait_timeout;
     let tasks = hosts.iter().filter(|h| !skip.contains(h)).map(|name| async move {
-        let host = ctx.inventory.hosts.iter().find(|h| &h.name == name).with_context(|| format!("{name}: not in the inventory"))?;
+        let host = ctx.inventory.host(name).with_context(|| format!("{name}: not in the inventory"))?;
         let client = bootstrap::client_as(ctx.inventory, ctx.pki, host, &CertId::Admin, Duration::from_secs(5))?;
         let mut last;
         loop {
