@@ -32,6 +32,14 @@ pub enum Observed {
     Unknown(String),
 }
 
+/// The bootstrap objects, each with what the API held for it when the plan was made.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The API host (see [`api_host`]): the plan's actions are on it.
+    pub host: String,
+    pub objects: Vec<(ApiObject, Observed)>,
+}
+
 /// The host whose kube-apiserver provision talks to: the first control-plane host.
 pub fn api_host(inv: &Inventory) -> Option<&Host> {
     inv.hosts_with(Role::ControlPlane).next()
@@ -49,31 +57,34 @@ pub fn client_as(inv: &Inventory, pki: &Pki, host: &Host, identity: &CertId, lim
     ApiClient::new(&host.address.to_string(), inv.cluster.api_port, &ca.cert_pem, Some(cert), limit)
 }
 
-/// The plan's facts about `objects`: read only when the API host's kube-apiserver unit is
-/// active (preflight saw it); one GET per object, all at once.
+/// The plan's facts about `objects` on the API `host`: read only when its kube-apiserver
+/// unit is active (`facts`: what preflight saw there); one GET per object, all at once.
 pub async fn observe(
     inv: &Inventory,
     pki: &Pki,
+    host: &Host,
     facts: Option<&HostFacts>,
-    objects: &[ApiObject],
-) -> Vec<Observed> {
-    let unknown = |why: String| objects.iter().map(|_| Observed::Unknown(why.clone())).collect();
-    let Some(host) = api_host(inv) else { return unknown("the inventory has no control-plane host".into()) };
+    objects: Vec<ApiObject>,
+) -> Observation {
     let running = facts.and_then(|f| f.units.get(APISERVER_UNIT)).is_some_and(|u| u.active_state == "active");
-    if !running {
-        return unknown(format!("kube-apiserver does not run on {} yet", host.name));
-    }
-    let client = match client(inv, pki, host, Duration::from_secs(5)) {
-        Ok(c) => c,
-        Err(e) => return unknown(format!("{e:#}")),
+    let client = if running {
+        client(inv, pki, host, Duration::from_secs(5)).map_err(|e| format!("{e:#}"))
+    } else {
+        Err(format!("kube-apiserver does not run on {} yet", host.name))
     };
-    let reads = objects.iter().map(|o| async {
-        match client.send(hyper::Method::GET, &o.path, "application/json", None).await {
-            Ok(r) => judge(&r, o),
-            Err(e) => Observed::Unknown(format!("kube-apiserver on {}: {e:#}", host.name)),
+    let observed: Vec<Observed> = match &client {
+        Ok(client) => {
+            let reads = objects.iter().map(|o| async {
+                match client.send(hyper::Method::GET, &o.path, "application/json", None).await {
+                    Ok(r) => judge(&r, o),
+                    Err(e) => Observed::Unknown(format!("kube-apiserver on {}: {e:#}", host.name)),
+                }
+            });
+            futures::future::join_all(reads).await
         }
-    });
-    futures::future::join_all(reads).await
+        Err(why) => objects.iter().map(|_| Observed::Unknown(why.clone())).collect(),
+    };
+    Observation { host: host.name.clone(), objects: objects.into_iter().zip(observed).collect() }
 }
 
 fn judge(r: &ApiResponse, o: &ApiObject) -> Observed {

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use super::action::{Action, ObjectReason, Phase};
 use super::{HostSteps, PhasePlan, Plan};
-use crate::kube::bootstrap::Observed;
-use crate::kube::objects::ApiObject;
+use crate::kube::bootstrap::{Observation, Observed};
 
-pub fn add_phase(plan: &mut Plan, api_host: &str, objects: &[ApiObject], observed: &[Observed]) {
-    let actions: Vec<Action> = objects
+pub fn add_phase(plan: &mut Plan, api: &Observation) {
+    let actions: Vec<Action> = api
+        .objects
         .iter()
-        .zip(observed)
         .filter_map(|(o, seen)| {
             let (why, detail) = match seen {
                 Observed::Current => return None,
@@ -28,7 +27,7 @@ pub fn add_phase(plan: &mut Plan, api_host: &str, objects: &[ApiObject], observe
             })
         })
         .collect();
-    let hosts = if actions.is_empty() { vec![] } else { vec![HostSteps { host: api_host.to_string(), actions }] };
+    let hosts = if actions.is_empty() { vec![] } else { vec![HostSteps { host: api.host.clone(), actions }] };
     let phase = PhasePlan { phase: Phase::BootstrapRbac, hosts, waits: vec![] };
     let at = plan.phases.iter().position(|p| p.phase > Phase::BootstrapRbac).unwrap_or(plan.phases.len());
     plan.phases.insert(at, phase);
@@ -38,7 +37,12 @@ pub fn add_phase(plan: &mut Plan, api_host: &str, objects: &[ApiObject], observe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::objects::ApiObject;
     use crate::plan::PlanKind;
+
+    fn observation(objects: Vec<(ApiObject, Observed)>) -> Observation {
+        Observation { host: "cp1".into(), objects }
+    }
 
     fn object(name: &str) -> ApiObject {
         ApiObject {
@@ -57,9 +61,13 @@ mod tests {
     #[test]
     fn only_what_is_not_current_becomes_an_action_between_controllers_and_kubelet() {
         let mut plan = plan_with(&[Phase::Preflight, Phase::Controllers, Phase::Kubelet]);
-        let objects = [object("a"), object("b"), object("c"), object("d")];
-        let seen = [Observed::Current, Observed::Absent, Observed::Differs, Observed::Unknown("not running".into())];
-        add_phase(&mut plan, "cp1", &objects, &seen);
+        let api = observation(vec![
+            (object("a"), Observed::Current),
+            (object("b"), Observed::Absent),
+            (object("c"), Observed::Differs),
+            (object("d"), Observed::Unknown("not running".into())),
+        ]);
+        add_phase(&mut plan, &api);
         let order: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
         assert_eq!(order, [Phase::Preflight, Phase::Controllers, Phase::BootstrapRbac, Phase::Kubelet]);
         assert_eq!(plan.changes, 3);
@@ -75,7 +83,7 @@ mod tests {
     #[test]
     fn all_current_means_no_change() {
         let mut plan = plan_with(&[Phase::Preflight, Phase::Controllers]);
-        add_phase(&mut plan, "cp1", &[object("a")], &[Observed::Current]);
+        add_phase(&mut plan, &observation(vec![(object("a"), Observed::Current)]));
         assert_eq!(plan.changes, 0);
         assert!(plan.is_empty());
         assert_eq!(plan.phases.last().unwrap().phase, Phase::BootstrapRbac);

@@ -15,8 +15,7 @@ use crate::apply::phases::preflight::{self, ExtraPaths, Gathered};
 use crate::artifacts;
 use crate::desired::{Component, DesiredState};
 use crate::inventory::{self, Inventory};
-use crate::kube::bootstrap::{self, Observed};
-use crate::kube::objects::ApiObject;
+use crate::kube::bootstrap::{self, Observation};
 use crate::pki::Pki;
 use crate::render::{self, Templates};
 use crate::state::StateDir;
@@ -41,10 +40,9 @@ pub struct Prepared {
     /// What the binaries' resolution wants the operator to know (unverified files, ...).
     pub artifact_notes: Vec<String>,
     pub gathered: Gathered,
-    /// Cluster objects apply owns (the bootstrap RBAC; none without a control plane), and
-    /// what the API held for each when the plan was made.
-    pub api_objects: Vec<ApiObject>,
-    pub api_observed: Vec<Observed>,
+    /// Cluster objects apply owns (the bootstrap RBAC), with what the API held for each
+    /// when the plan was made. None without a control plane, and for reset.
+    pub api: Option<Observation>,
     pub timings: Timings,
 }
 
@@ -70,10 +68,8 @@ impl Prepared {
     pub fn plan_apply(&self) -> Plan {
         let inv = self.inventory();
         let mut plan = plan_apply(&inv.cluster.name, self.gathered.reports.clone(), &self.desired, &self.gathered.facts);
-        if let Some(host) = bootstrap::api_host(inv)
-            && !self.api_objects.is_empty()
-        {
-            api_objects::add_phase(&mut plan, &host.name, &self.api_objects, &self.api_observed);
+        if let Some(api) = &self.api {
+            api_objects::add_phase(&mut plan, api);
         }
         plan
     }
@@ -101,10 +97,11 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         .with_context(|| format!("preparing the PKI in {}", state.root().display()))?;
     let templates = Templates::load(opts.templates.as_deref())?;
     let rendered = render::render(inv, &pki, &templates).context("rendering the hosts' files")?;
-    let api_objects = if rendered.kubernetes_skipped() || bootstrap::api_host(inv).is_none() || opts.binary_paths_only {
-        Vec::new()
-    } else {
-        crate::kube::objects::bootstrap_rbac(&templates)?
+    // The host whose kube-apiserver gets the bootstrap RBAC (none: no control plane).
+    let api_host = bootstrap::api_host(inv).filter(|_| !rendered.kubernetes_skipped() && !opts.binary_paths_only);
+    let api_objects = match api_host {
+        Some(_) => crate::kube::objects::bootstrap_rbac(&templates)?,
+        None => Vec::new(),
     };
     let skipped = rendered.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
     let mut desired = rendered.desired;
@@ -134,11 +131,9 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         resolved.notes
     };
     let artifacts_time = t.elapsed();
-    let api_observed = match bootstrap::api_host(inv) {
-        Some(host) if !api_objects.is_empty() => {
-            bootstrap::observe(inv, &pki, gathered.facts.get(&host.name), &api_objects).await
-        }
-        _ => Vec::new(),
+    let api = match api_host {
+        Some(host) => Some(bootstrap::observe(inv, &pki, host, gathered.facts.get(&host.name), api_objects).await),
+        None => None,
     };
     let timings = Timings { load_pki_render, connect_and_facts, artifacts: artifacts_time };
     if std::env::var_os("PROVISION_TIMINGS").is_some() {
@@ -149,7 +144,7 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
             timings.artifacts.as_secs_f64() * 1000.0
         );
     }
-    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api_objects, api_observed, timings })
+    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api, timings })
 }
 
 /// The etcd data dir on etcd members: reset --purge-data removes it, so its state is

@@ -39,7 +39,12 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
                 break;
             };
             let t = Instant::now();
-            match bootstrap::apply(&client, object, deadline).await {
+            // Ctrl-C ends the retries at once (an apply already sent is atomic on the server).
+            let applied = tokio::select! {
+                r = bootstrap::apply(&client, object, deadline) => r,
+                _ = ctx.cancel.cancelled() => break,
+            };
+            match applied {
                 Ok(()) => {
                     result.done += 1;
                     let ms = t.elapsed().as_millis() as u64;

@@ -31,10 +31,13 @@ pub async fn wait_ready(hosts: &[String], skip: &[String], ctx: &ApplyContext<'_
                 Ok(r) => last = r.describe(),
                 Err(e) => last = format!("{e:#}"),
             }
-            if Instant::now() >= deadline || ctx.cancel.is_cancelled() {
+            if Instant::now() >= deadline {
                 bail!("{name}: kube-apiserver is not ready ({}): {last}", client.url());
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for kube-apiserver on {name}"),
+            }
         }
     });
     let errors: Vec<String> = join_all(tasks).await.into_iter().filter_map(|r| r.err()).map(|e| format!("{e:#}")).collect();
