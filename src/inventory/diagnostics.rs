@@ -64,6 +64,20 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// One error about the whole file (no line or key: it cannot be read or parsed).
+    pub fn whole_file(path: &Path, message: String) -> Diagnostics {
+        let mut d = Diagnostics::default();
+        d.push(Diagnostic {
+            severity: Severity::Error,
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: String::new(),
+            message,
+        });
+        d
+    }
+
     pub fn push(&mut self, diagnostic: Diagnostic) {
         match diagnostic.severity {
             Severity::Error => self.errors.push(diagnostic),

@@ -23,18 +23,7 @@ pub const MAX_INVENTORY_BYTES: u64 = 1024 * 1024;
 
 /// Reads the file, refusing what cannot be an inventory before parsing it.
 pub fn read(path: &Path) -> Result<String, Diagnostics> {
-    let whole_file = |message: String| {
-        let mut d = Diagnostics::default();
-        d.push(Diagnostic {
-            severity: Severity::Error,
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: String::new(),
-            message,
-        });
-        d
-    };
+    let whole_file = |message: String| Diagnostics::whole_file(path, message);
     let file = std::fs::File::open(path).map_err(|e| whole_file(format!("cannot open the inventory: {e}")))?;
     let mut bytes = Vec::new();
     file.take(MAX_INVENTORY_BYTES + 1)
@@ -114,18 +103,10 @@ pub fn parse_text(path: &Path, text: &str) -> Result<(Inventory, Vec<Diagnostic>
             Ok((inventory, warnings))
         }
         // Unreachable: a section is None only after an error was reported.
-        _ => {
-            let mut d = Diagnostics::default();
-            d.push(Diagnostic {
-                severity: Severity::Error,
-                file: path.to_path_buf(),
-                line: None,
-                column: None,
-                key: String::new(),
-                message: "internal error: a section failed without a message (please report this)".into(),
-            });
-            Err(d)
-        }
+        _ => Err(Diagnostics::whole_file(
+            path,
+            "internal error: a section failed without a message (please report this)".into(),
+        )),
     }
 }
 
