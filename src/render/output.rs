@@ -120,21 +120,14 @@ pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> 
     for h in &r.desired.hosts {
         let root = out.join(&h.host);
         let mut existing = Existing::scan(&root)?;
-        // Directories already made this run: creating files costs far more than computing
-        // them, so skip the redundant mkdir calls.
-        let mut made = std::collections::BTreeSet::new();
-        let mut ensure_dir = |p: &Path, existing: &mut Existing| -> anyhow::Result<()> {
-            existing.keep_dir(p);
-            if made.insert(p.to_path_buf()) && !existing.had_dir(p) { mkdir(p) } else { Ok(()) }
-        };
-        ensure_dir(&root, &mut existing)?;
+        existing.ensure_dir(&root)?;
         for d in &h.dirs {
-            ensure_dir(&under(&root, &d.path)?, &mut existing)?;
+            existing.ensure_dir(&under(&root, &d.path)?)?;
         }
         for f in &h.files {
             let dest = under(&root, &f.path)?;
             if let Some(parent) = dest.parent() {
-                ensure_dir(parent, &mut existing)?;
+                existing.ensure_dir(parent)?;
             }
             let mode = if f.secret { 0o600 } else { f.mode & 0o644 };
             let existed = existing.claim_file(&dest);
@@ -192,17 +185,16 @@ impl Existing {
         Ok(e)
     }
 
-    fn had_dir(&self, p: &Path) -> bool {
-        self.dirs.contains(p)
-    }
-
-    /// `p` and its ancestors stay.
-    fn keep_dir(&mut self, p: &Path) {
+    /// `p` and its ancestors stay; `p` is created unless it was there or already made
+    /// this run (creating files costs far more than computing them, so no redundant mkdir).
+    fn ensure_dir(&mut self, p: &Path) -> anyhow::Result<()> {
+        let first_time = !self.kept_dirs.contains(p);
         for a in p.ancestors() {
             if !self.kept_dirs.insert(a.to_path_buf()) {
                 break;
             }
         }
+        if first_time && !self.dirs.contains(p) { mkdir(p) } else { Ok(()) }
     }
 
     /// True when `p` existed (and is now claimed by this render).
