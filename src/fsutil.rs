@@ -1,12 +1,25 @@
-//! Atomic file replacement on the operator's machine (the PKI, the state directory, the
-//! artifacts cache, render output, the lab hosts' files): one implementation for all.
+//! Files on the operator's machine (the PKI, the state directory, the artifacts cache,
+//! render output, the lab hosts' files): atomic replacement and private directories, one
+//! implementation for all.
 
-use std::fs::{self, OpenOptions, Permissions};
+use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
+
+/// Creates `dir` (and missing parents, all 0700) and makes sure `dir` itself is 0700,
+/// tightening a directory that was there before.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating directory {}", dir.display()))?;
+    fs::set_permissions(dir, Permissions::from_mode(0o700))
+        .with_context(|| format!("setting mode 700 on {}", dir.display()))
+}
 
 /// Replaces `path` with `bytes`: a temp file in the same directory, created with `mode`
 /// from the start (a key is never readable by others, not even for a moment), fsynced,

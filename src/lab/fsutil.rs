@@ -9,19 +9,9 @@ use anyhow::{Context, Result, bail};
 
 use super::mounts;
 
-pub use crate::fsutil::{write_atomic, write_atomic_owned};
+pub use crate::fsutil::{private_dir, write_atomic, write_atomic_owned};
 
 
-/// Creates `path` (and parents) and makes sure it is 0700.
-pub fn private_dir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("setting mode 0700 on {}", path.display()))
-}
 
 /// Creates a directory with `mode` (and its owner) when missing.
 pub fn dir_with_mode(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {

@@ -1,29 +1,18 @@
 //! Files of the PKI on the operator's machine: private directories (0700), private files
 //! (0600), atomic replacement (temp file + fsync + rename) so a crash never leaves half a key.
 
-use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
 
-pub const PRIVATE_DIR_MODE: u32 = 0o700;
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Certificates and public keys are not secret.
 pub const PUBLIC_FILE_MODE: u32 = 0o644;
 
-/// Creates `dir` (and missing parents, all 0700) and makes sure `dir` itself is 0700.
-pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(PRIVATE_DIR_MODE)
-        .create(dir)
-        .with_context(|| format!("creating directory {}", dir.display()))?;
-    set_mode(dir, PRIVATE_DIR_MODE)
-}
-
-pub use crate::fsutil::write_atomic;
+pub use crate::fsutil::{private_dir, write_atomic};
 
 /// Held while a run reads and writes the PKI; released when dropped.
 pub struct RunLock {
