@@ -189,8 +189,11 @@ async fn health_cmd(a: HealthArgs, format: OutputFormat) -> anyhow::Result<ExitC
     let inventory = load_inventory(&a.inventory, format)?;
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
-    let slow_after = a.slow.unwrap_or_else(|| HealthOptions::slow_after_for(inventory.etcd.election_timeout_ms));
-    let report = health::check(&members, &creds, HealthOptions { timeout: a.timeout, slow_after }).await;
+    let mut opts = HealthOptions::for_cluster(&inventory, a.timeout);
+    if let Some(slow) = a.slow {
+        opts.slow_after = slow;
+    }
+    let report = health::check(&members, &creds, opts).await;
     match format {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print!("{}", render_health(&report)),
@@ -282,7 +285,7 @@ async fn backup_cmd(a: BackupArgs, format: OutputFormat) -> anyhow::Result<ExitC
     let dir = a.out.clone().unwrap_or_else(|| StateDir::beside(&a.inventory, &cluster).root().join("backups"));
     let keep = a.keep.unwrap_or(inventory.etcd.backup_retention).max(1) as usize;
 
-    let health = health::check(&members, &creds, HealthOptions { timeout: a.timeout, ..Default::default() }).await;
+    let health = health::check(&members, &creds, HealthOptions::for_cluster(&inventory, a.timeout)).await;
     let candidates = backup::candidates(&members, &health);
     if candidates.is_empty() {
         let why: Vec<String> =
@@ -384,7 +387,7 @@ fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode>
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
     let opts = crate::etcd::restore::RestoreOptions {
         quorum_timeout: a.quorum_timeout,
-        health: HealthOptions { timeout: a.timeout, ..Default::default() },
+        health: HealthOptions::for_cluster(&inventory, a.timeout),
         keep_previous: a.keep_previous,
     };
     let say = |line: &str| eprintln!("restore: {line}");

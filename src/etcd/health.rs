@@ -22,6 +22,7 @@ use super::connect::{connect, within};
 use super::credentials::ClientCredentials;
 use super::explain::{Problem, ProblemKind};
 use super::members::Member;
+use crate::inventory::Inventory;
 
 #[derive(Debug, Clone, Copy)]
 pub struct HealthOptions {
@@ -38,6 +39,12 @@ impl Default for HealthOptions {
 }
 
 impl HealthOptions {
+    /// The options for the inventory's cluster, each probe limited to `timeout`: every
+    /// caller (health, backup, restore, apply's quorum wait, verify) judges "slow" alike.
+    pub fn for_cluster(inv: &Inventory, timeout: Duration) -> HealthOptions {
+        HealthOptions { timeout, slow_after: Self::slow_after_for(inv.etcd.election_timeout_ms) }
+    }
+
     /// When a read counts as slow on a cluster with this election timeout: 1 s, or half
     /// the election timeout when that is longer. A lab on emulated CPUs is given long raft
     /// timings on purpose (vagrant.toml: election 5000 ms), and its ~1.2 s reads are then

@@ -109,7 +109,7 @@ pub async fn run_with_sessions(
         let health = health::check(
             &etcd_members,
             &material.etcd_client,
-            HealthOptions { timeout: limit, slow_after: HealthOptions::slow_after_for(inv.etcd.election_timeout_ms) },
+            HealthOptions::for_cluster(inv, limit),
         )
         .await;
         let healthy = pick_member(&etcd_members, &health);

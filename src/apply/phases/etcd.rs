@@ -32,8 +32,7 @@ pub async fn wait_quorum(members: &[String], skip: &[String], ctx: &ApplyContext
         bail!("no etcd member left to wait for");
     }
     let creds = ClientCredentials::from_pki(ctx.pki, &ctx.state.pki_dir())?;
-    let slow_after = HealthOptions::slow_after_for(ctx.inventory.etcd.election_timeout_ms);
-    let opts = HealthOptions { timeout: Duration::from_secs(3), slow_after };
+    let opts = HealthOptions::for_cluster(ctx.inventory, Duration::from_secs(3));
     let deadline = Instant::now() + ctx.wait_timeout;
     loop {
         let health = health::check(&wanted, &creds, opts).await;
