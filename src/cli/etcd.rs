@@ -27,8 +27,11 @@ pub struct EtcdArgs {
 pub enum EtcdCommand {
     /// Health and status of every member, probed in parallel.
     ///
-    /// Exit status: 0 healthy; 1 degraded (quorum held, but a member is down, slow or
-    /// alarmed, or membership differs from the inventory); 2 no quorum or unreachable.
+    /// Exit status: 0 healthy (every member answers a linearizable read, has a leader and
+    /// no alarm, membership as the inventory lists it); 1 degraded (quorum held, but a
+    /// member is unreachable, leaderless or alarmed, or membership differs from the
+    /// inventory); 2 no quorum (no member could serve a read). A slow member is a warning
+    /// with its figure (exit 0): slowness measures the machine, not the cluster.
     Health(HealthArgs),
     /// Stream a snapshot from a healthy member (a follower if possible) to this machine.
     ///
@@ -66,8 +69,9 @@ pub struct HealthArgs {
     /// Longest time one member may take to answer (e.g. 5s, 1500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// A member whose health read takes longer than this is reported slow [default: 1s, or
-    /// half the inventory's etcd.election_timeout_ms when that is longer].
+    /// A member whose health read takes longer than this is reported slow, as a warning
+    /// that does not change the exit status [default: 1s, or half the inventory's
+    /// etcd.election_timeout_ms when that is longer].
     #[arg(long, value_parser = parse_duration)]
     pub slow: Option<Duration>,
     #[command(flatten)]
@@ -254,6 +258,9 @@ pub fn render_health(h: &ClusterHealth) -> String {
     }
     for n in &h.notes {
         extra.push_str(&format!("note: {n}\n"));
+    }
+    for w in &h.warnings {
+        extra.push_str(&format!("warning: {w}\n"));
     }
     if !extra.is_empty() {
         out.push('\n');

@@ -1,5 +1,8 @@
-//! What `verify` found: one row per named check, each pass / fail / skip with its
+//! What `verify` found: one row per named check, each pass / warn / fail / skip with its
 //! evidence (or the reason it was skipped), as a table for people and JSON for scripts.
+//!
+//! "warn" is a pass with something worth a look (a slow etcd member, with its figure): it
+//! never makes `verify` fail, so a pass/fail does not depend on how fast the machine is.
 
 use serde::Serialize;
 
@@ -7,6 +10,8 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
+    /// Passed, with a warning in the evidence.
+    Warn,
     Fail,
     Skip,
 }
@@ -15,6 +20,7 @@ impl Status {
     pub fn word(self) -> &'static str {
         match self {
             Status::Pass => "pass",
+            Status::Warn => "warn",
             Status::Fail => "FAIL",
             Status::Skip => "skip",
         }
@@ -92,8 +98,11 @@ impl CheckResult {
     /// hosts and only their evidence), passed when the rest passed, skipped when all skipped.
     pub fn from_hosts(check: &str, title: &str, outcomes: Vec<HostOutcome>) -> CheckResult {
         let failed: Vec<&HostOutcome> = outcomes.iter().filter(|o| o.status == Status::Fail).collect();
+        let warned: Vec<&HostOutcome> = outcomes.iter().filter(|o| o.status == Status::Warn).collect();
         let (status, shown): (Status, Vec<&HostOutcome>) = if !failed.is_empty() {
             (Status::Fail, failed)
+        } else if !warned.is_empty() {
+            (Status::Warn, warned)
         } else if outcomes.iter().any(|o| o.status == Status::Pass) {
             (Status::Pass, outcomes.iter().collect())
         } else {
@@ -131,6 +140,8 @@ pub struct Report {
     pub inventory: String,
     pub ok: bool,
     pub passed: usize,
+    /// Passed with a warning (counted apart from `passed`).
+    pub warned: usize,
     pub failed: usize,
     pub skipped: usize,
     pub seconds: f64,
@@ -140,12 +151,14 @@ pub struct Report {
 impl Report {
     pub fn new(cluster: &str, inventory: &str, checks: Vec<CheckResult>, seconds: f64) -> Report {
         let count = |s| checks.iter().filter(|c| c.status == s).count();
-        let (passed, failed, skipped) = (count(Status::Pass), count(Status::Fail), count(Status::Skip));
+        let (passed, warned, failed, skipped) =
+            (count(Status::Pass), count(Status::Warn), count(Status::Fail), count(Status::Skip));
         Report {
             cluster: cluster.to_string(),
             inventory: inventory.to_string(),
             ok: failed == 0,
             passed,
+            warned,
             failed,
             skipped,
             seconds,
@@ -186,8 +199,9 @@ impl Report {
 
     pub fn summary(&self) -> String {
         let verdict = if self.ok { "verified" } else { "NOT verified" };
+        let warned = if self.warned > 0 { format!(", {} warned", self.warned) } else { String::new() };
         format!(
-            "{verdict}: {} passed, {} failed, {} skipped ({} checks in {:.1}s)",
+            "{verdict}: {} passed{warned}, {} failed, {} skipped ({} checks in {:.1}s)",
             self.passed,
             self.failed,
             self.skipped,
@@ -244,5 +258,20 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["checks"][1]["status"], "skip");
         assert_eq!(json["ok"], false);
+    }
+
+    #[test]
+    fn a_warning_passes_and_is_counted_apart() {
+        let r = CheckResult::from_hosts(
+            "x",
+            "t",
+            vec![HostOutcome::pass("a", "fine"), HostOutcome::new("b", Status::Warn, "slow: 2766 ms")],
+        );
+        assert_eq!((r.status, r.evidence.as_str()), (Status::Warn, "b: slow: 2766 ms"));
+        let report = Report::new("lab", "i.toml", vec![r, CheckResult::cluster("y", "t", Status::Pass, "e")], 0.5);
+        assert!(report.ok);
+        assert_eq!((report.passed, report.warned, report.failed), (1, 1, 0));
+        assert!(report.summary().starts_with("verified: 1 passed, 1 warned, 0 failed, 0 skipped"), "{}", report.summary());
+        assert_eq!(serde_json::to_value(&report).unwrap()["checks"][0]["status"], "warn");
     }
 }
