@@ -8,10 +8,8 @@
 //! - `backup` + `retention`: stream a snapshot to disk atomically, keep the newest N.
 //! - `snapshot_file`: verify a snapshot file (sha256 trailer, bbolt structure) before use.
 //! - `restore`: restore every member from a snapshot over SSH.
-//! - `backup_timer`: the systemd timer + service that take snapshots on the hosts.
 
 pub mod backup;
-pub mod backup_timer;
 pub mod connect;
 pub mod credentials;
 pub mod explain;

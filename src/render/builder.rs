@@ -12,7 +12,7 @@ use crate::desired::{Component, DesiredHost, ManagedDir, ManagedFile, ManagedUni
 use crate::pki::{CertId, Pki};
 
 /// Directories the OS provides; a managed file may live directly in one of them.
-const OS_DIRS: &[&str] = &["/etc", "/etc/systemd/system", "/var/lib", "/var/log", "/usr/local/bin"];
+const OS_DIRS: &[&str] = &["/etc", "/etc/systemd/system", "/var/lib", "/var/log", "/var/backups", "/usr/local/bin", "/usr/local/sbin"];
 
 pub struct HostBuilder {
     host: String,
@@ -111,12 +111,18 @@ impl HostBuilder {
         });
     }
 
+    /// Adds the unit file of `name` without managing the unit itself (a service that only
+    /// a timer starts). Unit files carry no secrets, but CIS 1.1.1-1.1.8 / 4.1.1 want them
+    /// 0600 root:root.
+    pub fn unit_file(&mut self, name: &str, unit_text: String, component: Component) -> anyhow::Result<()> {
+        self.text(&paths::unit_path(name), ROOT_0600, unit_text, component)
+    }
+
     /// Adds unit `name` whose rendered unit file is `unit_text`; the unit is restarted
     /// when its unit file or any of `watches` changes.
     pub fn unit(&mut self, name: &str, unit_text: String, component: Component, watches: &[&str]) -> anyhow::Result<()> {
         let path = paths::unit_path(name);
-        // Unit files carry no secrets, but CIS 1.1.1-1.1.8 / 4.1.1 want them 0600 root:root.
-        self.text(&path, ROOT_0600, unit_text, component)?;
+        self.unit_file(name, unit_text, component)?;
         let mut w: Vec<String> = watches.iter().map(|s| s.to_string()).collect();
         w.push(path);
         w.sort();

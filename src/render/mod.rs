@@ -17,6 +17,7 @@ pub mod output;
 mod apiserver;
 mod controller_manager;
 mod etcd;
+pub mod etcd_backup;
 mod kubeconfig;
 mod kubelet;
 mod scheduler;
@@ -96,6 +97,7 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
         let mut b = HostBuilder::new(&host.name);
         if host.has(Role::Etcd) {
             etcd::add(&cx, &h, &mut b)?;
+            etcd_backup::add(&cx, &h, &mut b)?;
         }
         if kubernetes {
             let control_plane = host.has(Role::ControlPlane);

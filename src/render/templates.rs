@@ -14,6 +14,9 @@ use anyhow::{Context as _, bail};
 /// that cargo rebuilds when a template changes.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("etcd.service", include_str!("../../templates/etcd.service")),
+    ("etcd-backup.service", include_str!("../../templates/etcd-backup.service")),
+    ("etcd-backup.timer", include_str!("../../templates/etcd-backup.timer")),
+    ("etcd-backup.sh", include_str!("../../templates/etcd-backup.sh")),
     ("kube-apiserver.service", include_str!("../../templates/kube-apiserver.service")),
     ("kube-controller-manager.service", include_str!("../../templates/kube-controller-manager.service")),
     ("kube-scheduler.service", include_str!("../../templates/kube-scheduler.service")),

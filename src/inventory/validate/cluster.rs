@@ -1,9 +1,8 @@
 //! [cluster]: the name, the versions, the API endpoint and the DNS domain.
 
-use std::net::IpAddr;
 
 use super::Part;
-use super::names::{is_dns_label, is_dns_name, label_suggestion, parse_release};
+use super::names::{check_ip_or_dns_name, is_dns_label, is_dns_name, label_suggestion, parse_release};
 use super::{SUPPORTED_ETCD_MINORS, SUPPORTED_KUBERNETES_MINORS};
 use crate::inventory::diagnostics::quoted;
 use crate::inventory::locate::KeyPath;
@@ -62,9 +61,7 @@ fn check_version(value: &str, name: &str, product: &str, supported: &[&str], rep
 }
 
 fn check_api_endpoint(endpoint: &str, rep: &mut Reporter<'_>) {
-    if endpoint.parse::<IpAddr>().is_ok() || is_dns_name(endpoint, false) {
-        return;
-    }
+    let Err(problem) = check_ip_or_dns_name(endpoint) else { return };
     let hint = if endpoint.contains("://") {
         "write the host alone, without a scheme; the port goes in api_port".to_string()
     } else if let Some((host, _)) =
@@ -74,7 +71,7 @@ fn check_api_endpoint(endpoint: &str, rep: &mut Reporter<'_>) {
     } else {
         "expected an IP address or a DNS name, e.g. 10.0.0.10 or k8s-api.example.com".to_string()
     };
-    rep.error(&key("api_endpoint"), format!("{} is not an IP address or DNS name ({hint})", quoted(endpoint)));
+    rep.error(&key("api_endpoint"), format!("{problem} ({hint})"));
 }
 
 #[cfg(test)]
@@ -132,6 +129,19 @@ mod tests {
         assert!(
             only_error(&replaced("\"10.0.0.10\"", "\"lb_1.example.com\"")).contains("is not an IP address or DNS name")
         );
+        // Digits and dots are an IPv4 address or nothing: never a DNS name.
+        for (bad, why) in [
+            ("300.1.2.3", "300 is more than 255"),
+            ("10.0.0", "has 3"),
+            ("10.0.0.1.5", "has 5"),
+            ("010.0.0.1", "leading zero"),
+            ("10..0.1", "empty"),
+        ] {
+            let e = only_error(&replaced("\"10.0.0.10\"", &format!("\"{bad}\"")));
+            assert!(e.contains(&format!("\"{bad}\" looks like an IPv4 address but is not one")) && e.contains(why), "{e}");
+        }
+        // A name needs a letter in its last label.
+        assert!(only_error(&replaced("\"10.0.0.10\"", "\"api.123\"")).contains("is not an IP address or DNS name"));
     }
 
     #[test]

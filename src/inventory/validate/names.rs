@@ -11,10 +11,51 @@ pub fn is_dns_label(s: &str) -> bool {
 }
 
 /// RFC 1123 subdomain (e.g. `lb.example.com`): labels joined by '.', at most 253
-/// characters. Upper case is accepted (DNS ignores case) unless `lower_only`.
+/// characters, with at least one letter in the last label (RFC 1123 2.1 / RFC 3696 2: a
+/// top-level label is never all-numeric, which is what keeps `300.1.2.3` from passing as
+/// a name). Upper case is accepted (DNS ignores case) unless `lower_only`.
 pub fn is_dns_name(s: &str, lower_only: bool) -> bool {
     let s = if lower_only { s.to_string() } else { s.to_ascii_lowercase() };
-    s.len() <= 253 && s.split('.').all(is_dns_label)
+    s.len() <= 253
+        && s.split('.').all(is_dns_label)
+        && s.rsplit('.').next().is_some_and(|last| last.bytes().any(|b| b.is_ascii_lowercase()))
+}
+
+/// The one rule for every field that takes "an IP address or a DNS name" (api_endpoint,
+/// ssh.jump_host): a valid IP address, or a valid DNS name; anything made of digits and
+/// dots must be a valid IPv4 address. Err says what is wrong, in words.
+pub fn check_ip_or_dns_name(s: &str) -> Result<(), String> {
+    use std::net::IpAddr;
+    if s.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if s.contains('.') && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("{s:?} looks like an IPv4 address but is not one: {}", why_not_ipv4(s)));
+    }
+    if is_dns_name(s, false) {
+        return Ok(());
+    }
+    Err(format!("{s:?} is not an IP address or DNS name"))
+}
+
+/// Why a string of digits and dots is no IPv4 address.
+fn why_not_ipv4(s: &str) -> String {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 4 {
+        return format!("an IPv4 address has 4 numbers joined by '.', this has {}", parts.len());
+    }
+    for p in parts {
+        if p.is_empty() {
+            return "one of its 4 numbers is empty".into();
+        }
+        if p.len() > 1 && p.starts_with('0') {
+            return format!("{p} has a leading zero (read as octal by some tools; write it without)");
+        }
+        if p.parse::<u32>().map_or(true, |n| n > 255) {
+            return format!("{p} is more than 255");
+        }
+    }
+    "not a valid IPv4 address".into()
 }
 
 /// A nearby valid label for a near miss such as "Node_1" -> "node-1".

@@ -1,9 +1,9 @@
 //! [ssh]: the login user and the optional jump host.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use super::Part;
-use super::names::{is_dns_name, is_user_name};
+use super::names::{check_ip_or_dns_name, is_user_name};
 use crate::inventory::diagnostics::quoted;
 use crate::inventory::locate::KeyPath;
 use crate::inventory::report::Reporter;
@@ -48,9 +48,7 @@ impl JumpHost {
                 None => (rest, None),
             }
         };
-        if host.parse::<IpAddr>().is_err() && !is_dns_name(host, false) {
-            return Err(format!("{} is not an IP address or DNS name", quoted(host)));
-        }
+        check_ip_or_dns_name(host)?;
         let port = match port {
             None => None,
             Some(p) => match p.parse::<u16>() {
@@ -119,6 +117,8 @@ mod tests {
         let e = only_error(&with("[ssh]\njump_host = \"admin@bastion:99999\""));
         assert!(e.contains("ssh.jump_host: \"admin@bastion:99999\" is not [user@]host[:port]: \"99999\" is not a port from 1 to 65535 (e.g. admin@bastion.example.com:22)"), "{e}");
         assert!(diagnose(&with("[ssh]\njump_host = \"admin@bastion.example.com:22\"")).0.is_empty());
+        let e = only_error(&with("[ssh]\njump_host = \"admin@300.1.2.3:22\""));
+        assert!(e.contains("\"300.1.2.3\" looks like an IPv4 address but is not one: 300 is more than 255"), "{e}");
     }
 
     #[test]
