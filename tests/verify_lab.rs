@@ -84,10 +84,14 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
     );
     assert_eq!(status, 0, "{report:#}");
     assert_eq!(report["ok"], true);
+    // "warn" only where the figure depends on the machine's speed (a slow etcd read).
     for c in report["checks"].as_array().unwrap() {
-        assert!(c["status"] == "pass" || c["status"] == "skip", "{c:#}");
+        let passing = c["status"] == "pass" || c["status"] == "skip";
+        assert!(passing || (c["check"] == "etcd.health" && c["status"] == "warn"), "{c:#}");
     }
-    for name in ["etcd.health", "units.active", "snapshot.take", "snapshot.restore", "files.private"] {
+    let health = one(&report, "etcd.health", None);
+    assert!(health["status"] == "pass" || health["status"] == "warn", "{health:#}");
+    for name in ["units.active", "snapshot.take", "snapshot.restore", "files.private"] {
         assert_eq!(one(&report, name, None)["status"], "pass", "{name}");
     }
     for name in ["tls.certificate", "tls.min-version", "tls.plaintext", "tls.client-cert"] {
