@@ -38,7 +38,7 @@ pub(super) fn render(cx: &RenderCx, h: &HostCx, id: &CertId, user: &str, server:
     // Secret material goes into a copy of the host context used for this one render only.
     let mut ctx = h.ctx.clone();
     ctx.insert("kubeconfig", &kc);
-    cx.templates.render(TEMPLATE, &ctx)
+    cx.templates.render_secret(TEMPLATE, &ctx)
 }
 
 /// admin.conf (group provision:cluster-admins) and super-admin.conf (system:masters,
