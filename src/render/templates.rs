@@ -121,8 +121,8 @@ impl Templates {
             let at = position(name, &tera_error(&e)).map(|p| format!(" at {p}")).unwrap_or_default();
             anyhow::anyhow!(
                 "template {} failed to render{at}; the details are withheld because this template receives \
-                 secrets (they could quote a key): compare it with the embedded template (`Templates::embedded_text`) \
-                 and check the filters and variables used there",
+                 secrets (they could quote a key): compare it with templates/{name} in the provision \
+                 sources and check the filters and variables used there",
                 describe(name, &origin)
             )
         })
