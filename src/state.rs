@@ -72,6 +72,25 @@ impl StateDir {
         self.root.join("secrets")
     }
 
+    /// The break-glass super-admin kubeconfig (system:masters), 0600: only here, never
+    /// on a host.
+    pub fn super_admin_kubeconfig(&self) -> PathBuf {
+        self.root.join("super-admin.conf")
+    }
+
+    /// Keeps the render's operator-only files (super-admin.conf) in the state dir, 0600,
+    /// written only when they differ. Returns the path when there is one.
+    pub fn keep_operator_files(&self, rendered: &crate::render::Rendered) -> anyhow::Result<Option<PathBuf>> {
+        let Some(conf) = &rendered.super_admin_conf else { return Ok(None) };
+        self.prepare()?;
+        let path = self.super_admin_kubeconfig();
+        let same = trust::read_ours(&path)?.is_some_and(|old| zeroize::Zeroizing::new(old).as_slice() == conf.as_bytes());
+        if !same {
+            crate::fsutil::write_atomic(&path, conf.as_bytes(), 0o600)?;
+        }
+        Ok(Some(path))
+    }
+
     /// The admin kubeconfig for the operator (`kubectl --kubeconfig=...`), 0600: the
     /// same file apply puts at /etc/kubernetes/admin.conf on the control-plane hosts.
     pub fn admin_kubeconfig(&self) -> PathBuf {

@@ -60,6 +60,7 @@ pub fn run(args: RenderArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot prepare the PKI in {}", state.root().display()))?;
     let issued = ensured.events.iter().filter(|e| e.kind != crate::pki::EventKind::Reused).count();
     let rendered = render(&inventory, &ensured.pki, &templates)?;
+    state.keep_operator_files(&rendered)?;
     let hosts = write_tree(&rendered, &args.out)?;
 
     let summary = Summary {
