@@ -7,6 +7,8 @@
 //! otherwise, they never skip.
 
 mod common;
+#[path = "support/lab_cli.rs"]
+mod lab_cli;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -344,4 +346,46 @@ fn finding8_named_pipes_are_refused_not_waited_on() {
         assert!(!out.status.success(), "{cmd}: {}", text(&out));
         assert!(text(&out).contains("not a regular file"), "{cmd}: {}", text(&out));
     }
+}
+
+/// Finding 4 on the real lab hosts: a super-admin.conf an earlier version left on a host
+/// is removed through the plan (`plan` shows it, apply does it, the next plan is empty).
+#[test]
+fn finding4_a_leftover_super_admin_conf_is_removed_from_lab_hosts_through_the_plan() {
+    use lab_cli::{code, provision as run, ssh_ok};
+    let lab = provision::lab::ensure_up_for_tests().expect("lab up");
+    let inventory = lab.inventory.to_str().unwrap();
+    let out = run(&["apply", inventory]);
+    assert_eq!(code(&out), 0, "apply: {}", lab_cli::text(&out));
+    let node1 = lab.hosts[0].address.to_string();
+    ssh_ok(&lab, &node1, "mkdir -p /etc/kubernetes && echo left-over > /etc/kubernetes/super-admin.conf");
+
+    let out = run(&["--output", "json", "plan", inventory]);
+    assert_eq!(code(&out), 2, "changes pending: {}", lab_cli::text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut removals = Vec::new();
+    for phase in plan["phases"].as_array().unwrap() {
+        for h in phase["hosts"].as_array().unwrap() {
+            for a in h["actions"].as_array().unwrap() {
+                removals.push((phase["phase"].clone(), h["host"].clone(), a["action"].clone(), a["path"].clone()));
+            }
+        }
+    }
+    assert_eq!(
+        removals,
+        [(
+            serde_json::json!("preflight"),
+            serde_json::json!(lab.hosts[0].name),
+            serde_json::json!("remove-file"),
+            serde_json::json!("/etc/kubernetes/super-admin.conf")
+        )],
+        "{plan}"
+    );
+    let text_plan = String::from_utf8_lossy(&run(&["plan", inventory]).stdout).into_owned();
+    assert!(text_plan.contains("- remove /etc/kubernetes/super-admin.conf"), "{text_plan}");
+
+    let out = run(&["apply", inventory]);
+    assert_eq!(code(&out), 0, "apply: {}", lab_cli::text(&out));
+    assert_eq!(ssh_ok(&lab, &node1, "test -e /etc/kubernetes/super-admin.conf && echo present || echo gone"), "gone\n");
+    assert_eq!(code(&run(&["plan", inventory])), 0, "converged after the removal");
 }

@@ -109,7 +109,11 @@ fn modes_owners_and_secret_flags() {
                     assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
                     assert!(f.secret, "{ctx}: {} must be secret", f.path);
                 }
-                if f.path.ends_with(".crt") || f.path.ends_with(".pub") {
+                // CIS v1.10 1.1.20 / 4.1.7: certificates 600 (v1.12 allows 644; 600 passes both).
+                if f.path.ends_with(".crt") {
+                    assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
+                }
+                if f.path.ends_with(".pub") {
                     assert_eq!(f.mode, 0o644, "{ctx}: {}", f.path);
                 }
                 if f.path.starts_with("/etc/kubernetes/") || f.path.starts_with("/etc/systemd/") {
