@@ -375,6 +375,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn leftovers_are_only_what_the_previous_manifest_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("h");
+        fs::create_dir_all(root.join("etc/a")).unwrap();
+        fs::create_dir_all(root.join("etc/mine")).unwrap();
+        fs::write(root.join("etc/a/listed"), "x").unwrap();
+        fs::write(root.join("etc/mine/notes"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("etc/link")).unwrap();
+        let manifest = r#"{"files": [{"path": "/etc/a/listed"}, {"path": "/etc/link"}], "dirs": [{"path": "/etc/mine"}]}"#;
+        fs::write(root.join(MANIFEST), manifest).unwrap();
+        let previous = Previous::read(&root).unwrap();
+        let mut existing = Existing::scan(&root).unwrap();
+        existing.kept_dirs.insert(root.clone());
+        existing.remove_leftovers(&previous).unwrap();
+        assert!(!root.join("etc/a").exists(), "listed file and its emptied parent removed");
+        assert!(fs::symlink_metadata(root.join("etc/link")).is_err(), "a listed link is removed, not followed");
+        assert!(fs::metadata("/etc/passwd").is_ok());
+        assert_eq!(fs::read_to_string(root.join("etc/mine/notes")).unwrap(), "x", "not listed: kept");
+        assert!(!root.join(MANIFEST).exists(), "the old manifest is the render's own");
+        // A manifest naming a path outside the host root is refused.
+        fs::write(root.join(MANIFEST), r#"{"files": [{"path": "/../../x"}]}"#).unwrap();
+        assert!(Previous::read(&root).is_err());
+    }
+
+    #[test]
     fn paths_stay_under_the_host_root() {
         let root = Path::new("/out/h");
         assert_eq!(under(root, "/etc/kubernetes/a").unwrap(), PathBuf::from("/out/h/etc/kubernetes/a"));
