@@ -55,6 +55,8 @@ pub fn run(args: RenderArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let loaded = super::validate::load_or_report(&args.inventory, format)?;
     let inventory = loaded.inventory;
     let templates = Templates::load(args.templates.as_deref())?;
+    // --out is checked (ours, no link, nobody else can write) before any key is made.
+    crate::trust::owned_dir(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
     let state = StateDir::beside(&args.inventory, &inventory.cluster.name);
     let ensured = crate::pki::ensure_reporting(&inventory, &state)
         .with_context(|| format!("cannot prepare the PKI in {}", state.root().display()))?;
