@@ -84,7 +84,8 @@ impl StateDir {
         let Some(conf) = &rendered.super_admin_conf else { return Ok(None) };
         self.prepare()?;
         let path = self.super_admin_kubeconfig();
-        let same = trust::read_ours(&path)?.is_some_and(|old| zeroize::Zeroizing::new(old).as_slice() == conf.as_bytes());
+        let same =
+            trust::read_ours(&path)?.is_some_and(|old| zeroize::Zeroizing::new(old).as_slice() == conf.as_bytes());
         if !same {
             crate::fsutil::write_atomic(&path, conf.as_bytes(), 0o600)?;
         }

@@ -383,7 +383,8 @@ mod tests {
         fs::write(root.join("etc/a/listed"), "x").unwrap();
         fs::write(root.join("etc/mine/notes"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("etc/link")).unwrap();
-        let manifest = r#"{"files": [{"path": "/etc/a/listed"}, {"path": "/etc/link"}], "dirs": [{"path": "/etc/mine"}]}"#;
+        let manifest =
+            r#"{"files": [{"path": "/etc/a/listed"}, {"path": "/etc/link"}], "dirs": [{"path": "/etc/mine"}]}"#;
         fs::write(root.join(MANIFEST), manifest).unwrap();
         let previous = Previous::read(&root).unwrap();
         let mut existing = Existing::scan(&root).unwrap();

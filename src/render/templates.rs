@@ -238,7 +238,10 @@ mod tests {
         assert!(open.to_lowercase().contains("s3cr3t-k3y"), "tera quotes the value: {open}");
         let err = t.render_secret("encryption-config.yaml", &ctx).unwrap_err().to_string();
         assert!(!err.to_lowercase().contains("s3cr3t"), "{err}");
-        assert!(err.contains("`encryption-config.yaml` (from ") && err.contains(" at encryption-config.yaml:2:"), "{err}");
+        assert!(
+            err.contains("`encryption-config.yaml` (from ") && err.contains(" at encryption-config.yaml:2:"),
+            "{err}"
+        );
         assert_eq!(position("x.yaml", "boom\n --> x.yaml:3:14\n"), Some("x.yaml:3:14".into()));
         assert_eq!(position("x.yaml", " --> x.yaml:SECRET:1"), None);
     }
