@@ -23,6 +23,13 @@ pub enum Component {
     Kubelet,
 }
 
+/// Files earlier versions of provision installed that must not be on any host: the plan
+/// removes them where they are found (`plan` shows "- remove"), and so does reset.
+/// super-admin.conf (system:masters, which RBAC cannot revoke) was put on every
+/// control-plane host though nothing there uses it; it now stays in the operator's
+/// state directory only.
+pub const RETIRED_FILES: &[&str] = &[crate::render::paths::SUPER_ADMIN_CONF];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DesiredState {
     pub hosts: Vec<DesiredHost>,

@@ -2,23 +2,19 @@
 //! render output, the lab hosts' files): atomic replacement and private directories, one
 //! implementation for all.
 
-use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
 
 /// Creates `dir` (and missing parents, all 0700) and makes sure `dir` itself is 0700,
-/// tightening a directory that was there before.
+/// tightening a directory that was there before. Refuses a `dir` that is a link, not
+/// ours or writable by others, and parents another user controls (see [`crate::trust`]).
 pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating directory {}", dir.display()))?;
-    fs::set_permissions(dir, Permissions::from_mode(0o700))
-        .with_context(|| format!("setting mode 700 on {}", dir.display()))
+    crate::trust::private_dir(dir)?;
+    Ok(())
 }
 
 /// Replaces `path` with `bytes`: a temp file in the same directory, created with `mode`

@@ -18,4 +18,5 @@ pub mod plan;
 pub mod render;
 pub mod ssh;
 pub mod state;
+pub mod trust;
 pub mod verify;

@@ -107,7 +107,7 @@ fn breakers() -> Vec<(&'static str, Breaker)> {
         ("1.1.8", |v| chown(v, &unit(E), "etcd")),
         ("1.1.11", |v| chmod(v, "/var/lib/etcd", 0o755)),
         ("1.1.12", |v| chown(v, "/var/lib/etcd", "root")),
-        ("1.1.13", |v| chmod(v, paths::SUPER_ADMIN_CONF, 0o640)),
+        ("1.1.13", |v| chmod(v, paths::ADMIN_CONF, 0o640)),
         ("1.1.14", |v| chown(v, paths::ADMIN_CONF, "admin")),
         ("1.1.15", |v| chmod(v, paths::SCHEDULER_CONF, 0o644)),
         ("1.1.16", |v| chown(v, paths::SCHEDULER_CONF, "kube")),

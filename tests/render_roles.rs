@@ -57,7 +57,6 @@ fn ha_hosts_get_what_their_roles_need() {
     for p in [
         paths::CA_KEY,
         paths::ADMIN_CONF,
-        paths::SUPER_ADMIN_CONF,
         paths::ENCRYPTION_CONFIG,
         paths::AUDIT_POLICY,
         paths::ETCD_SERVER_KEY,
@@ -66,6 +65,9 @@ fn ha_hosts_get_what_their_roles_need() {
     ] {
         assert!(cp1.file(p).is_some(), "cp1 lacks {p}");
     }
+    // Break-glass system:masters stays with the operator (issue #13).
+    assert!(cp1.file(paths::SUPER_ADMIN_CONF).is_none(), "super-admin.conf is never installed on a host");
+    assert!(r.super_admin_conf.is_some());
     let w1 = host(&r.desired.hosts, "worker1");
     assert_eq!(units(w1), vec!["kube-proxy.service", "kubelet.service"]);
     for p in [paths::CA_KEY, paths::ADMIN_CONF, paths::SA_KEY, paths::ETCD_SERVER_KEY, paths::ENCRYPTION_CONFIG] {
@@ -107,7 +109,11 @@ fn modes_owners_and_secret_flags() {
                     assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
                     assert!(f.secret, "{ctx}: {} must be secret", f.path);
                 }
-                if f.path.ends_with(".crt") || f.path.ends_with(".pub") {
+                // CIS v1.10 1.1.20 / 4.1.7: certificates 600 (v1.12 allows 644; 600 passes both).
+                if f.path.ends_with(".crt") {
+                    assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
+                }
+                if f.path.ends_with(".pub") {
                     assert_eq!(f.mode, 0o644, "{ctx}: {}", f.path);
                 }
                 if f.path.starts_with("/etc/kubernetes/") || f.path.starts_with("/etc/systemd/") {

@@ -15,7 +15,7 @@
 //! A cached file is hashed again every time it is used: a damaged file is downloaded
 //! again (and said so), never pushed to a host.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -102,7 +102,9 @@ pub struct Got {
 /// its checksum, else downloaded (resuming a `.part`), checked, and put in place.
 pub fn ensure(http: &Http, item: &Remote, progress: &Progress) -> anyhow::Result<Got> {
     let dir = item.file.parent().context("cache file without a directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating the cache directory {}", dir.display()))?;
+    // Binaries from here run as root on every host: only a cache directory of ours
+    // (or root's), that nobody else can write to, is used (see crate::trust).
+    crate::trust::owned_dir(dir).with_context(|| format!("the cache directory {}", dir.display()))?;
     // Two provision runs sharing the cache wait for each other instead of both
     // writing the same .part file.
     let _lock = lock(&item.file)?;
@@ -246,12 +248,7 @@ fn part_path(file: &Path) -> PathBuf {
 fn lock(file: &Path) -> anyhow::Result<File> {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let path = file.with_file_name(format!(".{name}.lock"));
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("creating the lock file {}", path.display()))?;
+    let f = crate::trust::open_own_file(&path).context("the cache's lock file")?;
     f.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(f)
 }

@@ -391,7 +391,7 @@ pub fn export_to(artifacts: &Artifacts, dir: &Path) -> anyhow::Result<Vec<PathBu
     let mut written = Vec::new();
     for (arch, set) in &artifacts.sets {
         let root = if nested { dir.join(arch.as_str()) } else { dir.to_path_buf() };
-        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        crate::trust::owned_dir(&root).with_context(|| format!("the export directory {}", root.display()))?;
         let mut done = BTreeSet::new();
         for r in set.values() {
             let name = r.origin.path.file_name().context("artifact without a file name")?.to_owned();

@@ -83,6 +83,8 @@ pub fn c_1_1_18(v: &HostView) -> Outcome {
 pub fn c_1_1_19(v: &HostView) -> Outcome {
     all_under(v, paths::PKI_DIR, |_| true, |p| owned_by(v, p, "root", "root"))
 }
+/// v1.12 (kube-bench cfg/cis-1.12) asks 644 or less; v1.10 asked 600, which is what
+/// provision renders (it passes both): the check follows the version the README claims.
 pub fn c_1_1_20(v: &HostView) -> Outcome {
     all_under(v, paths::PKI_DIR, |p| p.ends_with(".crt"), |p| mode_at_most(v, p, 0o644))
 }
@@ -161,6 +163,7 @@ pub fn c_4_1_5(v: &HostView) -> Outcome {
 pub fn c_4_1_6(v: &HostView) -> Outcome {
     owned_by(v, &kubelet_kubeconfig(v), "root", "root")
 }
+/// Like 1.1.20: v1.12 asks 644 or less (v1.10: 600); provision renders 600.
 pub fn c_4_1_7(v: &HostView) -> Outcome {
     kubelet_client_ca(v).map_or_else(|o| o, |p| mode_at_most(v, &p, 0o644))
 }

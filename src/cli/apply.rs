@@ -84,7 +84,8 @@ fn write_admin_kubeconfig(prepared: &Prepared, format: OutputFormat) -> anyhow::
     let admin = prepared.desired.hosts.iter().flat_map(|h| &h.files).find(|f| f.path == crate::render::paths::ADMIN_CONF);
     let Some(admin) = admin else { return Ok(()) };
     let path = prepared.state.admin_kubeconfig();
-    if std::fs::read(&path).ok().as_deref() != Some(admin.content.as_slice()) {
+    // Compared through the trusted-file reader: never through a link, only a file of ours.
+    if crate::trust::read_ours(&path)?.as_deref() != Some(admin.content.as_slice()) {
         crate::fsutil::write_atomic(&path, &admin.content, 0o600)?;
     }
     if format == OutputFormat::Text {

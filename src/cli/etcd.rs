@@ -289,7 +289,11 @@ async fn backup_cmd(a: BackupArgs, format: OutputFormat) -> anyhow::Result<ExitC
     let members = etcd_members(&inventory, &a.inventory)?;
     let creds = credentials(&a.tls, &inventory, &a.inventory)?;
     let cluster = inventory.cluster.name.clone();
-    let dir = a.out.clone().unwrap_or_else(|| StateDir::beside(&a.inventory, &cluster).root().join("backups"));
+    // Snapshots hold every secret of the cluster: only into a directory of ours.
+    let dir = match &a.out {
+        Some(out) => crate::trust::owned_dir(out)?,
+        None => StateDir::beside(&a.inventory, &cluster).private_subdir("backups")?,
+    };
     let keep = a.keep.unwrap_or(inventory.etcd.backup_retention).max(1) as usize;
 
     let health = health::check(&members, &creds, HealthOptions::for_cluster(&inventory, a.timeout)).await;

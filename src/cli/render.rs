@@ -1,7 +1,7 @@
 //! `provision render INVENTORY --out DIR [--templates DIR]`: builds (or reuses) the PKI
 //! and writes, per host, exactly the files apply would install, with a manifest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -50,13 +50,19 @@ struct Overridden {
 }
 
 pub fn run(args: RenderArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = read_inventory(&args.inventory)?;
+    // Validated (file:line, exit 2) before anything on disk is touched: the cluster
+    // name becomes a directory, and every value ends up in a file on the hosts.
+    let loaded = super::validate::load_or_report(&args.inventory, format)?;
+    let inventory = loaded.inventory;
     let templates = Templates::load(args.templates.as_deref())?;
+    // --out is checked (ours, no link, nobody else can write) before any key is made.
+    crate::trust::owned_dir(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
     let state = StateDir::beside(&args.inventory, &inventory.cluster.name);
     let ensured = crate::pki::ensure_reporting(&inventory, &state)
         .with_context(|| format!("cannot prepare the PKI in {}", state.root().display()))?;
     let issued = ensured.events.iter().filter(|e| e.kind != crate::pki::EventKind::Reused).count();
     let rendered = render(&inventory, &ensured.pki, &templates)?;
+    state.keep_operator_files(&rendered)?;
     let hosts = write_tree(&rendered, &args.out)?;
 
     let summary = Summary {
@@ -118,13 +124,4 @@ fn print_text(s: &Summary, inv: &Inventory) {
         println!("Template {} taken from {}", o.template, o.file);
     }
     println!("Each host's manifest.json lists modes, owners and sha256 of every file.");
-}
-
-/// Reads the inventory file.
-// TODO(inventory): switch to `inventory::load` (full validation with file:line) once the
-// inventory branch is merged; until then this parses the schema and render's own checks
-// refuse unsafe values.
-fn read_inventory(path: &Path) -> anyhow::Result<Inventory> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the inventory {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

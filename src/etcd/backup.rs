@@ -251,17 +251,11 @@ fn progress_bar(show: bool, member: &str) -> ProgressBar {
     bar
 }
 
-/// Creates `dir` (0700: snapshots hold every secret in the cluster) if missing.
+/// Creates `dir` (0700: snapshots hold every secret in the cluster) if missing, and
+/// refuses one that is a link, not ours or writable by others (see crate::trust).
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create backup directory {}", dir.display()))
+    crate::trust::owned_dir(dir).with_context(|| format!("cannot use the backup directory {}", dir.display()))?;
+    Ok(())
 }
 
 /// A temp file in the target directory, deleted unless persisted.

@@ -78,7 +78,12 @@ impl ClientCredentials {
                 ca.display()
             );
         }
-        let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
+        // Through the PKI store: regular files of ours only, never through a link.
+        let read = |p: &Path| {
+            crate::trust::read_ours(p)?
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .with_context(|| format!("{} is missing", p.display()))
+        };
         let source = format!("the PKI in {}", pki_dir.display());
         ClientCredentials::from_pem(read(&ca)?, read(&cert)?, Zeroizing::new(read(&key)?), source)
     }

@@ -102,11 +102,15 @@ pub enum Depth {
 /// Checks a snapshot file without modifying it; see the module docs for the order.
 pub fn verify(path: &Path, depth: Depth) -> Result<SnapshotInfo, SnapshotError> {
     let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io)?;
-    let md = file.metadata().map_err(io)?;
-    if !md.is_file() {
-        return Err(SnapshotError::NotAFile { path: path.to_path_buf() });
-    }
+    // Checked before the open: opening a named pipe would wait forever for a writer.
+    let (file, md) = match crate::trust::open_regular(path, crate::trust::Follow::Links) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Err(io(std::io::ErrorKind::NotFound.into())),
+        Err(crate::trust::TrustError::NotARegularFile { .. }) => {
+            return Err(SnapshotError::NotAFile { path: path.to_path_buf() });
+        }
+        Err(e) => return Err(io(std::io::Error::other(e.to_string()))),
+    };
     let len = md.len();
     if len < MIN_DB + HASH_LEN {
         return Err(SnapshotError::TooSmall { path: path.to_path_buf(), size: len });

@@ -24,7 +24,16 @@ pub const MAX_INVENTORY_BYTES: u64 = 1024 * 1024;
 /// Reads the file, refusing what cannot be an inventory before parsing it.
 pub fn read(path: &Path) -> Result<String, Diagnostics> {
     let whole_file = |message: String| Diagnostics::whole_file(path, message);
-    let file = std::fs::File::open(path).map_err(|e| whole_file(format!("cannot open the inventory: {e}")))?;
+    // A named pipe would block the open (and the run) forever, a device like /dev/zero
+    // never ends: anything but a regular file is refused before it is opened.
+    let file = match crate::trust::open_regular(path, crate::trust::Follow::Links) {
+        Ok(Some((file, _))) => file,
+        Ok(None) => return Err(whole_file("cannot open the inventory: No such file or directory".into())),
+        Err(crate::trust::TrustError::NotARegularFile { kind, .. }) => {
+            return Err(whole_file(format!("is {kind}, not a regular file: give the path of the inventory file")));
+        }
+        Err(e) => return Err(whole_file(format!("cannot open the inventory: {e}"))),
+    };
     let mut bytes = Vec::new();
     file.take(MAX_INVENTORY_BYTES + 1)
         .read_to_end(&mut bytes)

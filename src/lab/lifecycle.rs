@@ -273,10 +273,15 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
 /// consults for that inventory. The cluster name is read from the inventory when it has
 /// one ("lab" otherwise, as in inventories/lab.toml).
 pub fn lab_known_hosts(inventory: &Path) -> Result<PathBuf> {
-    let cluster = match std::fs::read_to_string(inventory) {
-        Ok(text) => cluster_name(&text).unwrap_or_else(|| "lab".to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "lab".to_string(),
-        Err(e) => return Err(e).with_context(|| format!("reading inventory {}", inventory.display())),
+    // A regular file only (a named pipe would block), of an inventory's size at most.
+    let opened = crate::trust::open_regular(inventory, crate::trust::Follow::Links)
+        .with_context(|| format!("reading inventory {}", inventory.display()))?;
+    let cluster = match opened {
+        Some((file, _)) => {
+            let bytes = crate::trust::read_capped(file, inventory, crate::inventory::MAX_INVENTORY_BYTES)?;
+            cluster_name(&String::from_utf8_lossy(&bytes)).unwrap_or_else(|| "lab".to_string())
+        }
+        None => "lab".to_string(),
     };
     Ok(StateDir::beside(inventory, &cluster).known_hosts())
 }

@@ -61,7 +61,7 @@ pub struct Listed {
 
 pub fn inspect(inv: &Inventory, state: &StateDir) -> anyhow::Result<Listing> {
     let dir = state.pki_dir();
-    if !dir.is_dir() {
+    if !state.check()? || !dir.is_dir() {
         bail!(
             "there is no PKI at {}: run `provision render` or `provision apply` first (certs list never creates one)",
             dir.display()

@@ -173,10 +173,8 @@ pub fn ensure_reporting(inventory: &Inventory, state: &StateDir) -> anyhow::Resu
     check_settings(settings)?;
     let specs = spec::leaf_specs(inventory)?;
     let dir = state.pki_dir();
-    store::private_dir(state.root())?;
+    state.prepare()?;
     let _lock = store::lock(&state.root().join(".pki.lock"))?;
-    store::private_dir(&dir)?;
-    store::private_dir(&state.secrets_dir())?;
     let now = OffsetDateTime::now_utc();
 
     let mut certs = BTreeMap::new();

@@ -1,9 +1,7 @@
 //! Files of the PKI on the operator's machine: private directories (0700), private files
 //! (0600), atomic replacement (temp file + fsync + rename) so a crash never leaves half a key.
 
-use std::fs::{self, OpenOptions, Permissions};
-use std::io::ErrorKind;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::Path;
 
 use anyhow::Context;
@@ -12,7 +10,9 @@ pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Certificates and public keys are not secret.
 pub const PUBLIC_FILE_MODE: u32 = 0o644;
 
-pub use crate::fsutil::{private_dir, write_atomic};
+#[cfg(test)]
+use crate::fsutil::private_dir;
+pub use crate::fsutil::write_atomic;
 
 /// Held while a run reads and writes the PKI; released when dropped.
 pub struct RunLock {
@@ -22,13 +22,7 @@ pub struct RunLock {
 /// Makes sure only one provision run at a time works on a state directory: two runs
 /// creating a CA at once would each sign certificates with a CA the other replaced.
 pub fn lock(path: &Path) -> anyhow::Result<RunLock> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(PRIVATE_FILE_MODE)
-        .open(path)
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    let file = crate::trust::open_own_file(path).context("opening the lock file")?;
     match file.try_lock() {
         Ok(()) => Ok(RunLock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
@@ -39,13 +33,10 @@ pub fn lock(path: &Path) -> anyhow::Result<RunLock> {
     }
 }
 
-/// The file's content, or None when it does not exist.
+/// The file's content, or None when it does not exist. Only a regular file of ours is
+/// read: never through a link, never one another user owns or may write.
 pub fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    Ok(crate::trust::read_ours(path)?)
 }
 
 /// Like `read_optional`, for text files (PEM).
@@ -59,24 +50,17 @@ pub fn read_optional_text(path: &Path) -> anyhow::Result<Option<String>> {
 }
 
 /// Removes group/other permissions from an existing private file (e.g. after an operator
-/// restored it from a backup with a loose mode). Returns true when the mode was changed.
+/// restored it from a backup with a loose mode), on the open file: a link is refused,
+/// never followed. Returns true when the mode was changed.
 pub fn tighten(path: &Path) -> anyhow::Result<bool> {
-    let mode = fs::metadata(path).with_context(|| format!("reading the mode of {}", path.display()))?.permissions().mode();
-    if mode & 0o077 == 0 {
-        return Ok(false);
-    }
-    set_mode(path, PRIVATE_FILE_MODE)?;
-    Ok(true)
-}
-
-fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
-    fs::set_permissions(path, Permissions::from_mode(mode))
-        .with_context(|| format!("setting mode {mode:o} on {}", path.display()))
+    Ok(crate::trust::tighten(path)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().permissions().mode() & 0o7777

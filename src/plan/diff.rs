@@ -234,6 +234,13 @@ pub fn diff_host(d: &DesiredHost, f: &HostFacts) -> HostDiff {
 
     // daemon-reload where unit files are written, or where systemd already wants one
     // (a unit file changed on disk without a reload: e.g. an interrupted apply).
+    // In preflight (every plan has it, like the stale temps): nothing depends on them.
+    for path in crate::desired::RETIRED_FILES {
+        if matches!(f.path(path), PathState::File(_) | PathState::Link { .. }) {
+            push(Phase::Preflight, Action::RemoveFile { path: path.to_string() });
+        }
+    }
+
     for u in &d.units {
         if f.unit(&u.name).is_some_and(|s| s.need_daemon_reload) {
             let files = unit_files_written.entry(Phase::of(u.component)).or_default();
@@ -401,6 +408,30 @@ mod tests {
         let diff = diff_host(&d, &converged(&d));
         assert!(all(&diff).is_empty(), "{:?}", diff.actions);
         assert!(diff.problems.is_empty());
+    }
+
+    #[test]
+    fn a_retired_super_admin_conf_is_removed_and_then_nothing_is_left_to_do() {
+        let d = etcd_host();
+        let mut f = converged(&d);
+        f.paths.insert(
+            crate::render::paths::SUPER_ADMIN_CONF.into(),
+            PathState::File(FileStat {
+                sha256: Some("00".into()),
+                own: Ownership { mode: 0o600, owner: "root".into(), group: "root".into() },
+                size: 10,
+                mtime: None,
+            }),
+        );
+        let diff = diff_host(&d, &f);
+        let acts = all(&diff);
+        assert!(
+            matches!(acts[..], [Action::RemoveFile { path }] if path == "/etc/kubernetes/super-admin.conf"),
+            "{acts:?}"
+        );
+        assert!(diff.actions.contains_key(&Phase::Preflight));
+        let req = crate::plan::facts::FactsRequest::for_host(&d);
+        assert!(req.paths.contains("/etc/kubernetes/super-admin.conf"), "asked of every host");
     }
 
     #[test]

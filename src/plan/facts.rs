@@ -49,6 +49,8 @@ impl FactsRequest {
                 req.scan_dirs.insert(parent.to_string());
             }
         }
+        // Asked of every host: a retired file is removed wherever it is left.
+        req.paths.extend(crate::desired::RETIRED_FILES.iter().map(|p| p.to_string()));
         for user in &host.users {
             req.users.insert(user.name.clone());
             req.groups.insert(user.name.clone());

@@ -97,6 +97,8 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         .with_context(|| format!("preparing the PKI in {}", state.root().display()))?;
     let templates = Templates::load(opts.templates.as_deref())?;
     let rendered = render::render(inv, &pki, &templates).context("rendering the hosts' files")?;
+    // super-admin.conf is for the operator only: the state dir, never a host.
+    state.keep_operator_files(&rendered)?;
     // The host whose kube-apiserver gets the bootstrap RBAC (none: no control plane).
     let api_host = bootstrap::api_host(inv).filter(|_| !rendered.kubernetes_skipped() && !opts.binary_paths_only);
     let api_objects = match api_host {

@@ -82,6 +82,12 @@ fn reset_host(d: &DesiredHost, f: &HostFacts, opts: &ResetOptions<'_>) -> (BTree
     // What will be gone once this plan ran: decides which directories end up empty.
     let mut removed: BTreeSet<String> = f.stale_temps.iter().cloned().collect();
     let mut reload: BTreeMap<Phase, Vec<String>> = BTreeMap::new();
+    for path in crate::desired::RETIRED_FILES {
+        if matches!(f.path(path), PathState::File(_) | PathState::Link { .. }) {
+            out.entry(Phase::Preflight).or_default().push(Action::RemoveFile { path: path.to_string() });
+            removed.insert(path.to_string());
+        }
+    }
     for file in &d.files {
         if matches!(f.path(&file.path), PathState::File(_) | PathState::Link { .. }) {
             let phase = Phase::of(file.component);

@@ -34,7 +34,6 @@ pub const ROOT_0644: Perm = Perm { owner: "root", group: "root", mode: 0o644 };
 pub const ROOT_0600: Perm = Perm { owner: "root", group: "root", mode: 0o600 };
 pub const ROOT_0700: Perm = Perm { owner: "root", group: "root", mode: 0o700 };
 pub const ROOT_0755: Perm = Perm { owner: "root", group: "root", mode: 0o755 };
-pub const ETCD_0644: Perm = Perm { owner: "etcd", group: "etcd", mode: 0o644 };
 pub const ETCD_0600: Perm = Perm { owner: "etcd", group: "etcd", mode: 0o600 };
 pub const ETCD_0700: Perm = Perm { owner: "etcd", group: "etcd", mode: 0o700 };
 

@@ -1,7 +1,7 @@
 //! kube-controller-manager on a control-plane host: the cluster CA key (it signs kubelet
 //! and other CSRs), its kubeconfig and kube-controller-manager.service.
 
-use super::builder::{HostBuilder, ROOT_0600, ROOT_0644};
+use super::builder::{HostBuilder, ROOT_0600};
 use super::kubeconfig;
 use super::paths;
 use super::{HostCx, RenderCx};
@@ -12,7 +12,7 @@ pub const UNIT: &str = "kube-controller-manager.service";
 
 pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Result<()> {
     let c = Component::KubeControllerManager;
-    b.cert(cx.pki, &CertId::ClusterCa, paths::CA_CRT, ROOT_0644, Some((paths::CA_KEY, ROOT_0600)), c)?;
+    b.cert(cx.pki, &CertId::ClusterCa, paths::CA_CRT, ROOT_0600, Some((paths::CA_KEY, ROOT_0600)), c)?;
     let conf = kubeconfig::render(
         cx,
         h,

@@ -1,7 +1,7 @@
 //! etcd on an etcd member: the etcd user, its data directory, its own PKI under
 //! /etc/etcd/pki (owned by etcd, which reads it as that user) and etcd.service.
 
-use super::builder::{ETCD_0600, ETCD_0644, ETCD_0700, HostBuilder, ROOT_0755};
+use super::builder::{ETCD_0600, ETCD_0700, HostBuilder, ROOT_0755};
 use super::paths;
 use super::{HostCx, RenderCx};
 use crate::desired::Component;
@@ -19,12 +19,12 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
     // etcd refuses to start on a data dir that is not 0700 (and CIS 1.1.11/1.1.12).
     b.dir(data_dir, ETCD_0700, c);
 
-    b.cert(cx.pki, &CertId::EtcdCa, paths::ETCD_CA_CRT, ETCD_0644, None, c)?;
+    b.cert(cx.pki, &CertId::EtcdCa, paths::ETCD_CA_CRT, ETCD_0600, None, c)?;
     b.cert(
         cx.pki,
         &CertId::EtcdServer(name.clone()),
         paths::ETCD_SERVER_CRT,
-        ETCD_0644,
+        ETCD_0600,
         Some((paths::ETCD_SERVER_KEY, ETCD_0600)),
         c,
     )?;
@@ -32,7 +32,7 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
         cx.pki,
         &CertId::EtcdPeer(name.clone()),
         paths::ETCD_PEER_CRT,
-        ETCD_0644,
+        ETCD_0600,
         Some((paths::ETCD_PEER_KEY, ETCD_0600)),
         c,
     )?;

@@ -38,16 +38,21 @@ pub(super) fn render(cx: &RenderCx, h: &HostCx, id: &CertId, user: &str, server:
     // Secret material goes into a copy of the host context used for this one render only.
     let mut ctx = h.ctx.clone();
     ctx.insert("kubeconfig", &kc);
-    cx.templates.render(TEMPLATE, &ctx)
+    cx.templates.render_secret(TEMPLATE, &ctx)
 }
 
-/// admin.conf (group provision:cluster-admins) and super-admin.conf (system:masters,
-/// break-glass) on control-plane hosts, both pointing at the cluster's API endpoint.
+/// admin.conf (group provision:cluster-admins) on control-plane hosts, pointing at the
+/// cluster's API endpoint.
 pub(super) fn add_admin(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Result<()> {
-    let c = Component::KubeApiserver;
     let server = &cx.base.cluster.api_server_url;
     let admin = render(cx, h, &CertId::Admin, "admin", server)?;
-    b.secret(paths::ADMIN_CONF, ROOT_0600, &admin, c)?;
-    let super_admin = render(cx, h, &CertId::SuperAdmin, "super-admin", server)?;
-    b.secret(paths::SUPER_ADMIN_CONF, ROOT_0600, &super_admin, c)
+    b.secret(paths::ADMIN_CONF, ROOT_0600, &admin, Component::KubeApiserver)
+}
+
+/// super-admin.conf (system:masters, break-glass), pointing at the API endpoint. Not
+/// installed on hosts: nothing there uses it, and a copy on every control-plane host
+/// is an identity RBAC cannot revoke. It is kept in the operator's state directory.
+pub(super) fn super_admin(cx: &RenderCx, h: &HostCx) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let server = &cx.base.cluster.api_server_url;
+    render(cx, h, &CertId::SuperAdmin, "super-admin", server).map(zeroize::Zeroizing::new)
 }

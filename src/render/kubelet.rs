@@ -2,7 +2,7 @@
 //! serving certificate, kubelet.service) and kube-proxy (config, kubeconfig,
 //! kube-proxy.service). Both belong to the Kubelet component: apply's node phase.
 
-use super::builder::{HostBuilder, ROOT_0600, ROOT_0644, ROOT_0700};
+use super::builder::{HostBuilder, ROOT_0600, ROOT_0700};
 use super::kubeconfig;
 use super::paths;
 use super::{HostCx, RenderCx};
@@ -24,7 +24,7 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
     // The node's certificate is both its client identity (system:node:<name>) and the
     // kubelet's serving certificate, which the apiserver verifies against the cluster CA
     // (--kubelet-certificate-authority).
-    b.cert(cx.pki, &id, paths::KUBELET_CRT, ROOT_0644, Some((paths::KUBELET_KEY, ROOT_0600)), c)?;
+    b.cert(cx.pki, &id, paths::KUBELET_CRT, ROOT_0600, Some((paths::KUBELET_KEY, ROOT_0600)), c)?;
     let conf = kubeconfig::render(cx, h, &id, &format!("system:node:{}", h.host.name), server)?;
     b.secret(paths::KUBELET_KUBECONFIG, ROOT_0600, &conf, c)?;
     b.text(paths::KUBELET_CONFIG, ROOT_0600, cx.render(h, KUBELET_CONFIG_TEMPLATE)?, c)?;

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::desired::{Component, DesiredState};
 use crate::inventory::{Host, Inventory, KubernetesSource, Role};
 use crate::pki::{CertId, Pki};
-use builder::{HostBuilder, ROOT_0644, ROOT_0700, ROOT_0755};
+use builder::{HostBuilder, ROOT_0600, ROOT_0700, ROOT_0755};
 use context::{BaseCtx, HostCtx};
 pub use templates::Templates;
 
@@ -39,10 +39,29 @@ pub struct Skipped {
     pub why: String,
 }
 
+/// Secret text kept on the operator's machine only; Debug shows its size, never it.
+#[derive(Clone)]
+pub struct SecretText(zeroize::Zeroizing<String>);
+
+impl SecretText {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretText(<{} bytes>)", self.0.len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rendered {
     /// One entry per inventory host, in inventory order.
     pub desired: DesiredState,
+    /// The break-glass super-admin kubeconfig (system:masters): for the operator's state
+    /// directory only, never a host (RBAC cannot revoke it). None without a control plane.
+    pub super_admin_conf: Option<SecretText>,
     pub skipped: Vec<Skipped>,
     /// (template name, file) for every template replaced from --templates.
     pub overridden_templates: Vec<(String, String)>,
@@ -91,6 +110,7 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
     }
     let cx = RenderCx { inv, pki, templates, base };
     let mut hosts = Vec::with_capacity(inv.hosts.len());
+    let mut super_admin_conf = None;
     for host in &inv.hosts {
         let hctx = cx.base.host(inv, host);
         let h = HostCx { host, ctx: cx.base.for_host(&hctx)?, hctx };
@@ -110,6 +130,9 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
                 controller_manager::add(&cx, &h, &mut b)?;
                 scheduler::add(&cx, &h, &mut b)?;
                 kubeconfig::add_admin(&cx, &h, &mut b)?;
+                if super_admin_conf.is_none() {
+                    super_admin_conf = Some(SecretText(kubeconfig::super_admin(&cx, &h)?));
+                }
             }
             if node {
                 kubelet::add(&cx, &h, &mut b)?;
@@ -120,6 +143,7 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
     }
     Ok(Rendered {
         desired: DesiredState { hosts },
+        super_admin_conf,
         skipped,
         overridden_templates: templates.overridden(),
     })
@@ -131,5 +155,5 @@ fn kubernetes_base(cx: &RenderCx, b: &mut HostBuilder) -> anyhow::Result<()> {
     b.dir(paths::KUBERNETES_DIR, ROOT_0755, Component::Base);
     // 0700: only root (every daemon but etcd runs as root) reads the PKI.
     b.dir(paths::PKI_DIR, ROOT_0700, Component::Base);
-    b.cert(cx.pki, &CertId::ClusterCa, paths::CA_CRT, ROOT_0644, None, Component::Base)
+    b.cert(cx.pki, &CertId::ClusterCa, paths::CA_CRT, ROOT_0600, None, Component::Base)
 }

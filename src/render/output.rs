@@ -2,6 +2,7 @@
 //! apply installs (DIR/<host>/<absolute path>), plus DIR/<host>/manifest.json with every
 //! file's mode, owner, group, sha256 and component. Deterministic: sorted, no timestamps.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -112,13 +113,17 @@ pub struct HostSummary {
 /// Writes `r` under `out`. `out` must be empty, missing, or an earlier render's output,
 /// which is brought up to date: a file whose bytes and mode already match is left alone
 /// (a warm re-render writes nothing), a changed one is replaced atomically (temp file +
-/// rename), and what this render no longer holds is removed. Secrets are 0600 whatever
-/// happens; directories are 0700 (the tree holds keys).
+/// rename), and what the previous render's manifest listed that this render no longer
+/// holds is removed; nothing else is ever deleted. `out` must be a directory of ours (no
+/// link, nobody else can write to it: see crate::trust), and so must every host tree in
+/// it. Secrets are 0600 whatever happens; directories are 0700 (the tree holds keys).
 pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> {
-    prepare(out, r)?;
+    crate::trust::owned_dir(out).with_context(|| format!("--out {}", out.display()))?;
+    let kept_hosts = prepare(out, r)?;
     let mut summary = Vec::new();
     for h in &r.desired.hosts {
         let root = out.join(&h.host);
+        let previous = Previous::read(&root)?;
         let mut existing = Existing::scan(&root)?;
         existing.ensure_dir(&root)?;
         for d in &h.dirs {
@@ -138,7 +143,7 @@ pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> 
         let manifest_path = root.join(MANIFEST);
         let existed = existing.claim_file(&manifest_path);
         sync_file(&manifest_path, &json, 0o644, existed)?;
-        existing.remove_leftovers()?;
+        existing.remove_leftovers(&previous)?;
         summary.push(HostSummary {
             host: h.host.clone(),
             files: h.files.len(),
@@ -147,26 +152,67 @@ pub fn write_tree(r: &Rendered, out: &Path) -> anyhow::Result<Vec<HostSummary>> 
             units: h.units.iter().map(|u| u.name.clone()).collect(),
         });
     }
-    let hosts: Vec<&str> = r.desired.hosts.iter().map(|h| h.host.as_str()).collect();
+    let mut hosts: Vec<&str> = r.desired.hosts.iter().map(|h| h.host.as_str()).collect();
+    hosts.extend(kept_hosts.iter().map(String::as_str));
     let marker = out.join(MARKER);
-    let existed = marker.exists();
+    let existed = fs::symlink_metadata(&marker).is_ok();
     sync_file(&marker, format!("{}\n", hosts.join("\n")).as_bytes(), 0o644, existed)?;
     Ok(summary)
 }
 
-/// What an earlier render left under one host's root: what this render keeps is ticked
-/// off, the rest is removed at the end.
+/// What the previous render's manifest of one host listed: the only files and
+/// directories a render may delete.
+#[derive(Default)]
+struct Previous {
+    files: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Previous {
+    fn read(root: &Path) -> anyhow::Result<Previous> {
+        let path = root.join(MANIFEST);
+        let Some(bytes) = crate::trust::read_ours(&path)? else {
+            return Ok(Previous::default());
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a manifest written by `provision render`, so what it may replace is unknown: \
+                 remove {} and render again",
+                path.display(),
+                root.display()
+            )
+        })?;
+        let paths = |key: &str| -> anyhow::Result<BTreeSet<PathBuf>> {
+            let list = value[key].as_array().map(Vec::as_slice).unwrap_or_default();
+            list.iter().filter_map(|e| e["path"].as_str()).map(|p| under(root, p)).collect()
+        };
+        let mut previous = Previous { files: paths("files")?, dirs: paths("dirs")? };
+        // The parents of listed files were made by the render too.
+        let parents: Vec<PathBuf> = previous
+            .files
+            .iter()
+            .flat_map(|f| f.ancestors().skip(1).take_while(|a| a.starts_with(root) && *a != root))
+            .map(Path::to_path_buf)
+            .collect();
+        previous.dirs.extend(parents);
+        previous.files.insert(path);
+        Ok(previous)
+    }
+}
+
+/// What an earlier render left under one host's root (read with lstat: a link is an
+/// entry, never followed): what this render keeps is ticked off.
 #[derive(Default)]
 struct Existing {
-    files: std::collections::BTreeSet<PathBuf>,
-    dirs: std::collections::BTreeSet<PathBuf>,
-    kept_dirs: std::collections::BTreeSet<PathBuf>,
+    files: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
+    kept_dirs: BTreeSet<PathBuf>,
 }
 
 impl Existing {
     fn scan(root: &Path) -> anyhow::Result<Existing> {
         let mut e = Existing::default();
-        if !root.exists() {
+        if fs::symlink_metadata(root).is_err() {
             return Ok(e);
         }
         let mut stack = vec![root.to_path_buf()];
@@ -202,27 +248,33 @@ impl Existing {
         self.files.remove(p)
     }
 
-    fn remove_leftovers(self) -> anyhow::Result<()> {
-        for f in &self.files {
+    /// Removes what the previous render listed and this one did not write; a file the
+    /// render never wrote is left alone (and so is the directory holding it).
+    fn remove_leftovers(self, previous: &Previous) -> anyhow::Result<()> {
+        for f in self.files.iter().filter(|f| previous.files.contains(*f)) {
             fs::remove_file(f).with_context(|| format!("cannot remove the stale {}", f.display()))?;
         }
         // Deepest first, so a stale parent is empty when its turn comes.
-        for d in self.dirs.iter().rev().filter(|d| !self.kept_dirs.contains(*d)) {
-            fs::remove_dir(d).with_context(|| format!("cannot remove the stale {}", d.display()))?;
+        for d in self.dirs.iter().rev().filter(|d| !self.kept_dirs.contains(*d) && previous.dirs.contains(*d)) {
+            remove_dir_if_empty(d)?;
         }
         Ok(())
     }
 }
 
-/// Checks `out` may be written, and removes the hosts an earlier render had and this one
-/// has not (the others are brought up to date file by file).
-fn prepare(out: &Path, r: &Rendered) -> anyhow::Result<()> {
-    if !out.exists() {
-        return mkdir(out);
+fn remove_dir_if_empty(d: &Path) -> anyhow::Result<()> {
+    match fs::remove_dir(d) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove the stale {}", d.display())),
     }
-    if !out.is_dir() {
-        bail!("--out {}: exists and is not a directory", out.display());
-    }
+}
+
+/// Checks `out` may be written, and removes what an earlier render wrote for the hosts
+/// it had and this one has not (per their manifests). Returns those earlier hosts whose
+/// tree still holds files the render did not write (kept, and still listed as ours).
+fn prepare(out: &Path, r: &Rendered) -> anyhow::Result<Vec<String>> {
     let marker = out.join(MARKER);
     let mut entries: Vec<PathBuf> = fs::read_dir(out)
         .with_context(|| format!("cannot read {}", out.display()))?
@@ -230,32 +282,47 @@ fn prepare(out: &Path, r: &Rendered) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()
         .with_context(|| format!("cannot read {}", out.display()))?;
     if entries.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    if !marker.exists() {
+    let Some(previous) = crate::trust::read_ours(&marker)? else {
         bail!(
             "--out {}: not empty and not the output of an earlier `provision render`; \
              give an empty or new directory",
             out.display()
         );
-    }
-    let previous = fs::read_to_string(&marker).with_context(|| format!("cannot read {}", marker.display()))?;
+    };
+    let previous = String::from_utf8_lossy(&previous).into_owned();
     let current: Vec<&str> = r.desired.hosts.iter().map(|h| h.host.as_str()).collect();
     let ours: Vec<&str> = previous.lines().chain(current.iter().copied()).collect();
     entries.sort();
+    let mut kept = Vec::new();
     for e in entries {
         let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name == MARKER {
             continue;
         }
-        if !e.is_dir() || !ours.contains(&name.as_str()) {
-            bail!("--out {}: {} was not written by `provision render`; remove it or pick another directory", out.display(), e.display());
+        let meta = fs::symlink_metadata(&e).with_context(|| format!("cannot read {}", e.display()))?;
+        if !meta.is_dir() || !ours.contains(&name.as_str()) {
+            bail!(
+                "--out {}: {} ({}) was not written by `provision render`; remove it or pick another directory",
+                out.display(),
+                e.display(),
+                crate::trust::kind(&meta)
+            );
         }
+        crate::trust::check_ours(&e, &meta)?;
         if !current.contains(&name.as_str()) {
-            fs::remove_dir_all(&e).with_context(|| format!("cannot remove the earlier render {}", e.display()))?;
+            let previous = Previous::read(&e)?;
+            let mut existing = Existing::scan(&e)?;
+            existing.kept_dirs.clear();
+            existing.remove_leftovers(&previous)?;
+            remove_dir_if_empty(&e)?;
+            if fs::symlink_metadata(&e).is_ok() {
+                kept.push(name);
+            }
         }
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// `root` joined with the absolute host path `p`, refusing anything that could leave `root`.
@@ -306,6 +373,32 @@ fn replace_file(dest: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_are_only_what_the_previous_manifest_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("h");
+        fs::create_dir_all(root.join("etc/a")).unwrap();
+        fs::create_dir_all(root.join("etc/mine")).unwrap();
+        fs::write(root.join("etc/a/listed"), "x").unwrap();
+        fs::write(root.join("etc/mine/notes"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("etc/link")).unwrap();
+        let manifest =
+            r#"{"files": [{"path": "/etc/a/listed"}, {"path": "/etc/link"}], "dirs": [{"path": "/etc/mine"}]}"#;
+        fs::write(root.join(MANIFEST), manifest).unwrap();
+        let previous = Previous::read(&root).unwrap();
+        let mut existing = Existing::scan(&root).unwrap();
+        existing.kept_dirs.insert(root.clone());
+        existing.remove_leftovers(&previous).unwrap();
+        assert!(!root.join("etc/a").exists(), "listed file and its emptied parent removed");
+        assert!(fs::symlink_metadata(root.join("etc/link")).is_err(), "a listed link is removed, not followed");
+        assert!(fs::metadata("/etc/passwd").is_ok());
+        assert_eq!(fs::read_to_string(root.join("etc/mine/notes")).unwrap(), "x", "not listed: kept");
+        assert!(!root.join(MANIFEST).exists(), "the old manifest is the render's own");
+        // A manifest naming a path outside the host root is refused.
+        fs::write(root.join(MANIFEST), r#"{"files": [{"path": "/../../x"}]}"#).unwrap();
+        assert!(Previous::read(&root).is_err());
+    }
 
     #[test]
     fn paths_stay_under_the_host_root() {

@@ -23,7 +23,7 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
     }
     let mut ctx = h.ctx.clone();
     ctx.insert("encryption_key_b64", &B64.encode(key.as_slice()));
-    let encryption = cx.templates.render(ENCRYPTION_TEMPLATE, &ctx)?;
+    let encryption = cx.templates.render_secret(ENCRYPTION_TEMPLATE, &ctx)?;
     b.secret(paths::ENCRYPTION_CONFIG, ROOT_0600, &encryption, c)?;
 
     b.text(paths::ADMISSION_CONFIG, ROOT_0600, cx.render(h, ADMISSION_TEMPLATE)?, c)?;

@@ -79,8 +79,7 @@ impl Templates {
                     known.join(", ")
                 );
             }
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read template {}", path.display()))?;
+            let text = read_template(&path)?;
             chosen.insert(name, (text, Origin::Override(path.display().to_string())));
         }
         Self::build(chosen.into_iter().map(|(n, (t, o))| (n, t, o)).collect())
@@ -116,6 +115,22 @@ impl Templates {
             .map_err(|e| anyhow::anyhow!("template {} failed to render: {}", describe(name, &origin), tera_error(&e)))
     }
 
+    /// Renders template `name` whose context holds secrets (keys). tera's messages may
+    /// quote a value ("The string `<the key>` cannot be converted to an int"), possibly
+    /// transformed by a filter, so on error only the template and the position are told.
+    pub fn render_secret(&self, name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
+        let origin = self.origins.get(name).cloned().unwrap_or(Origin::Embedded);
+        self.tera.render(name, ctx).map_err(|e| {
+            let at = position(name, &tera_error(&e)).map(|p| format!(" at {p}")).unwrap_or_default();
+            anyhow::anyhow!(
+                "template {} failed to render{at}; the details are withheld because this template receives \
+                 secrets (they could quote a key): compare it with templates/{name} in the provision \
+                 sources and check the filters and variables used there",
+                describe(name, &origin)
+            )
+        })
+    }
+
     /// The text of embedded template `name` (a starting point for an override).
     pub fn embedded_text(name: &str) -> Option<&'static str> {
         EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
@@ -133,11 +148,30 @@ impl Templates {
     }
 }
 
+/// An override's text: a regular file (a named pipe would block the read forever), of
+/// at most a template's plausible size.
+fn read_template(path: &Path) -> anyhow::Result<String> {
+    let (file, _) = crate::trust::open_regular(path, crate::trust::Follow::Links)?
+        .with_context(|| format!("template {} disappeared", path.display()))?;
+    let bytes = crate::trust::read_capped(file, path, 1024 * 1024)?;
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("template {} is not UTF-8 text", path.display()))
+}
+
 fn describe(name: &str, origin: &Origin) -> String {
     match origin {
         Origin::Embedded => format!("`{name}` (embedded)"),
         Origin::Override(path) => format!("`{name}` (from {path})"),
     }
+}
+
+/// `name:line:column` from tera's " --> name:line:column" marker, when there is one.
+fn position(name: &str, message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("--> ")?;
+    let token = rest.split_whitespace().next()?;
+    let numbers = token.strip_prefix(name)?.strip_prefix(':')?;
+    let (line, column) = numbers.split_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(line) && digits(column)).then(|| token.to_string())
 }
 
 /// Tera's error with its causes, on one line.
@@ -194,6 +228,25 @@ mod tests {
         std::fs::write(dir.path().join("etcd.servce"), "typo").unwrap();
         let err = Templates::with_overrides(dir.path()).err().expect("unknown name rejected").to_string();
         assert!(err.contains("etcd.servce") && err.contains("etcd.service"), "{err}");
+    }
+
+    #[test]
+    fn errors_of_secret_templates_tell_the_position_never_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("encryption-config.yaml"), "a: 1\nsecret: {{ key | upper | int }}\n").unwrap();
+        let t = Templates::with_overrides(dir.path()).unwrap();
+        let mut ctx = tera::Context::new();
+        ctx.insert("key", "s3cr3t-k3y-m4t3r14l");
+        let open = t.render("encryption-config.yaml", &ctx).unwrap_err().to_string();
+        assert!(open.to_lowercase().contains("s3cr3t-k3y"), "tera quotes the value: {open}");
+        let err = t.render_secret("encryption-config.yaml", &ctx).unwrap_err().to_string();
+        assert!(!err.to_lowercase().contains("s3cr3t"), "{err}");
+        assert!(
+            err.contains("`encryption-config.yaml` (from ") && err.contains(" at encryption-config.yaml:2:"),
+            "{err}"
+        );
+        assert_eq!(position("x.yaml", "boom\n --> x.yaml:3:14\n"), Some("x.yaml:3:14".into()));
+        assert_eq!(position("x.yaml", " --> x.yaml:SECRET:1"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -233,9 +233,10 @@ pub enum PinOutcome {
 /// never lose each other's pins. Blocking: call it from `spawn_blocking`.
 pub fn pin(file: &Path, lookup: &str, key: &PublicKey) -> io::Result<PinOutcome> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    // The state dir holds the pins: refuse one another user prepared (see crate::trust).
+    crate::trust::private_dir(dir).map_err(io::Error::other)?;
     let lock_path = lock_path(file);
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock_path)?;
+    let lock = crate::trust::open_own_file(&lock_path).map_err(io::Error::other)?;
     lock.lock()?;
 
     let old = match fs::read_to_string(file) {
@@ -264,7 +265,8 @@ pub fn pin(file: &Path, lookup: &str, key: &PublicKey) -> io::Result<PinOutcome>
         std::process::id()
     ));
     let result = (|| {
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o644).open(&tmp)?;
+        let _ = fs::remove_file(&tmp);
+        let mut f = OpenOptions::new().create_new(true).write(true).mode(0o644).open(&tmp)?;
         f.write_all(new.as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, file)?;

@@ -37,13 +37,13 @@ pub fn check(part: &Part<EtcdSettings>, rep: &mut Reporter<'_>) {
             format!("{election} ms is more than etcd accepts (expected at most {MAX_ELECTION_TIMEOUT_MS})"),
         );
     }
-    let dir = &e.data_dir;
-    let usable_dir = dir.starts_with('/')
-        && dir != "/"
-        && !dir.chars().any(char::is_whitespace)
-        && !dir.split('/').any(|p| p == "..");
-    if part.ok("data_dir") && !usable_dir {
-        rep.error(&key("data_dir"), format!("{} is not usable as the data directory (expected an absolute path without spaces or \"..\", e.g. /var/lib/etcd)", quoted(dir)));
+    if part.ok("data_dir")
+        && let Err(why) = check_data_dir(&e.data_dir)
+    {
+        rep.error(
+            &key("data_dir"),
+            format!("{} is not usable as the data directory: {why} (e.g. /var/lib/etcd)", quoted(&e.data_dir)),
+        );
     }
     if part.ok("quota_backend_bytes") && e.quota_backend_bytes > MAX_RECOMMENDED_QUOTA {
         rep.warning(
@@ -59,6 +59,76 @@ pub fn check(part: &Part<EtcdSettings>, rep: &mut Reporter<'_>) {
                 "is empty (give a systemd OnCalendar= expression such as \"daily\" or \"*-*-* 02:00:00\", or remove the key for no scheduled snapshots)",
             );
     }
+}
+
+/// Directories apply must never chown to etcd and chmod 0700 (nor anything below them):
+/// the system's own trees, world-writable scratch space, root's home, other daemons' state.
+const SYSTEM_TREES: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/lost+found",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var/lock",
+    "/var/run",
+    "/var/tmp",
+    "/var/lib/kubelet",
+    "/var/lib/kube-proxy",
+    "/var/log/kubernetes",
+];
+/// Shared parents: a data dir may live below them, never be one of them.
+const SHARED_PARENTS: &[&str] = &[
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/srv",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/spool",
+];
+
+/// apply creates the data dir, chowns it to etcd and sets 0700 (as root), and the path
+/// goes on etcd's command line and into scripts: only a canonical absolute path, of
+/// plain characters, outside the system's directories.
+fn check_data_dir(dir: &str) -> Result<(), String> {
+    if !dir.starts_with('/') {
+        return Err("expected an absolute path".into());
+    }
+    if let Some(c) = dir.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))) {
+        return Err(format!("{c:?} is not allowed (use letters, digits, '.', '_', '-' and '/')"));
+    }
+    if dir.len() > 1 && dir.ends_with('/') || dir.contains("//") {
+        return Err("write it in canonical form (no \"//\", no trailing '/')".into());
+    }
+    if dir.split('/').skip(1).any(|p| p == "." || p == "..") {
+        return Err("write it in canonical form (no \".\" or \"..\" parts)".into());
+    }
+    if dir == "/" || SHARED_PARENTS.contains(&dir) {
+        return Err("a shared system directory, which apply would make etcd's own (give a directory below it)".into());
+    }
+    if let Some(tree) =
+        SYSTEM_TREES.iter().find(|t| dir == **t || dir.strip_prefix(**t).is_some_and(|r| r.starts_with('/')))
+    {
+        return Err(format!("inside {tree}, a system directory apply must not chown or chmod"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -82,11 +152,40 @@ mod tests {
     }
 
     #[test]
-    fn data_dir_is_absolute() {
-        for bad in ["\"var/lib/etcd\"", "\"/\"", "\"/var/lib/my etcd\"", "\"/var/../etc\""] {
-            let e = only_error(&with(&format!("[etcd]\ndata_dir = {bad}")));
-            assert!(e.contains("etcd.data_dir:") && e.contains("is not usable as the data directory"), "{e}");
+    fn data_dir_is_canonical_plain_and_outside_system_directories() {
+        for bad in [
+            "var/lib/etcd",
+            "/",
+            "//",
+            "/var/lib/my etcd",
+            "/var/../etc",
+            "/etc",
+            "/usr/lib",
+            "/var/lib//etcd",
+            "/var/lib/etcd/",
+            "/var/lib/./etcd",
+            "/var/lib/etcd'x",
+            "/var/lib/$(id)",
+            "/var/lib/`id`",
+            "/boot/etcd",
+            "/proc/1",
+            "/var/lib",
+            "/srv",
+            "/tmp/etcd",
+            "/var/run/etcd",
+            "/etc/etcd",
+            "/var/lib/kubelet/etcd",
+            "/lib64",
+            "/root/etcd",
+        ] {
+            let e = only_error(&with(&format!("[etcd]\ndata_dir = \"{bad}\"")));
+            assert!(e.contains("etcd.data_dir:") && e.contains("is not usable as the data directory"), "{bad}: {e}");
         }
+        for good in ["/var/lib/etcd", "/srv/etcd", "/data/etcd-1", "/var/lib/etcd.d/member_0", "/libdata/etcd"] {
+            assert!(diagnose(&with(&format!("[etcd]\ndata_dir = \"{good}\""))).0.is_empty(), "{good}");
+        }
+        let e = only_error(&with("[etcd]\ndata_dir = \"/usr/lib/etcd\""));
+        assert!(e.ends_with("\"/usr/lib/etcd\" is not usable as the data directory: inside /usr, a system directory apply must not chown or chmod (e.g. /var/lib/etcd)"), "{e}");
     }
 
     #[test]
