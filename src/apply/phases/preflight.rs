@@ -14,7 +14,7 @@ use futures::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::apply::{ApplyContext, PhaseResult};
-use crate::desired::{Component, DesiredHost, DesiredState};
+use crate::desired::{DesiredHost, DesiredState};
 use crate::inventory::{Host, Inventory};
 use crate::plan::facts::{self, FactsRequest, HostFacts};
 use crate::plan::{HostReport, PhasePlan};
@@ -110,17 +110,20 @@ async fn connect_and_gather(
 }
 
 /// The TCP ports each managed unit's daemon listens on (from the inventory; the
-/// controller-manager, scheduler and kubelet use their upstream secure ports).
+/// controller-manager, scheduler and kubelet use their upstream secure ports). Keyed by the
+/// unit itself, not its component: a component also has units that listen on nothing (the
+/// etcd backup timer, kube-proxy beside the kubelet), and a port taken by the running
+/// daemon must not be blamed on a sibling unit that is not running.
 pub fn expected_ports(inventory: &Inventory, host: &DesiredHost) -> Vec<(u16, String)> {
     let mut out = Vec::new();
     for u in &host.units {
-        let ports: &[u16] = match u.component {
-            Component::Etcd => &[inventory.etcd.client_port, inventory.etcd.peer_port],
-            Component::KubeApiserver => &[inventory.cluster.api_port],
-            Component::KubeControllerManager => &[10257],
-            Component::KubeScheduler => &[10259],
-            Component::Kubelet => &[10250],
-            Component::Base => &[],
+        let ports: &[u16] = match u.name.as_str() {
+            "etcd.service" => &[inventory.etcd.client_port, inventory.etcd.peer_port],
+            "kube-apiserver.service" => &[inventory.cluster.api_port],
+            "kube-controller-manager.service" => &[10257],
+            "kube-scheduler.service" => &[10259],
+            "kubelet.service" => &[10250],
+            _ => &[],
         };
         out.extend(ports.iter().map(|p| (*p, u.name.clone())));
     }
@@ -218,5 +221,31 @@ mod tests {
         f.units.insert("etcd.service".into(), UnitState { active_state: "active".into(), ..UnitState::default() });
         let (p, _) = check(&f, "127.0.1.1".parse().unwrap(), &ports);
         assert!(p.is_empty(), "{p:?}");
+    }
+
+    /// The ports belong to the daemon's own unit: the etcd backup timer (same component,
+    /// listening on nothing) must not be blamed for etcd's ports while it is not running.
+    #[test]
+    fn ports_belong_to_the_listening_unit_not_its_siblings() {
+        let inv: Inventory = toml::from_str(
+            "[cluster]\nname = \"lab\"\nkubernetes_version = \"1.34.2\"\netcd_version = \"3.4.23\"\n\
+             api_endpoint = \"10.0.0.1\"\nservice_cidr = \"10.32.0.0/24\"\npod_cidr = \"10.200.0.0/16\"\n\
+             [[host]]\nname = \"n1\"\naddress = \"10.0.0.1\"\nroles = [\"etcd\"]\n",
+        )
+        .unwrap();
+        let unit = |name: &str| crate::desired::ManagedUnit {
+            name: name.into(),
+            component: crate::desired::Component::Etcd,
+            watches: vec![],
+        };
+        let host = DesiredHost {
+            host: "n1".into(),
+            users: vec![],
+            dirs: vec![],
+            files: vec![],
+            units: vec![unit("etcd-backup.timer"), unit("etcd.service")],
+        };
+        let ports = expected_ports(&inv, &host);
+        assert_eq!(ports, vec![(2379, "etcd.service".to_string()), (2380, "etcd.service".to_string())]);
     }
 }
