@@ -87,3 +87,16 @@ fn an_invalid_inventory_is_exit_1_with_every_problem() {
     assert!(err.contains("host[0].roles[1]: \"master\" is not a role"), "{err}");
     assert!(!dir.path().join(".provision").exists(), "nothing is made for an invalid inventory");
 }
+
+#[test]
+fn a_mistyped_flag_is_exit_1_never_the_2_of_changes_pending() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_provision")).args(args).stdin(Stdio::null()).output().expect("run provision")
+    };
+    let out = run(&["plan", "--templtes=x", "inventory.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unexpected argument '--templtes"), "{}", stderr(&out));
+    // --help is no mistake; and where 2 means "could not run", clap's 2 stays.
+    assert_eq!(run(&["plan", "--help"]).status.code(), Some(0));
+    assert_eq!(run(&["verify", "--only=nope", "inventory.toml"]).status.code(), Some(2));
+}
