@@ -18,8 +18,9 @@ Bring every host to the desired state: exactly the plan `provision plan` prints.
 
 The plan is computed once (one round trip per host gathers its state), printed, then \
 executed phase by phase: preflight, base (users, directories, shared files), etcd (all \
-members' files, then all members started together, then a wait for quorum), kube-apiserver, \
-controller-manager + scheduler, kubelet. Hosts run in parallel inside a phase (at most \
+members' files, then all members started together, then a wait for quorum), kube-apiserver \
+(then a wait for /readyz), controller-manager + scheduler, bootstrap RBAC (cluster objects \
+applied through the API: templates/bootstrap-rbac.yaml), kubelet. Hosts run in parallel inside a phase (at most \
 ssh.parallelism at once). Files are written atomically (temp file + rename); a unit restarts \
 only when a file it watches changed; daemon-reload runs only when a unit file changed. A \
 second apply finds nothing to do and says so.
@@ -30,7 +31,7 @@ steps in flight finish and stops (exit 130); run apply again to continue.
 
 Progress: a bar per host on a terminal; plain lines otherwise; with --output json one JSON \
 event per line: plan, phase-start, action-done, wait-start, wait-done, host-error, phase-end, \
-summary.
+summary, and verify (the report) after it.
 
 After a successful apply, `provision verify` runs on the same connections (TLS, RBAC, \
 encryption at rest, an etcd snapshot restored into a scratch directory, CIS checks on the \

@@ -27,7 +27,8 @@ pub enum ArtifactsCommand {
     /// inventory's source is "directory": run this on a machine with internet access and
     /// carry the `--to` directory to the air-gapped site (docs/artifacts.md).
     ///
-    /// Exit status: 0 when every binary is in the cache and verified; 1 otherwise.
+    /// Exit status: 0 when every binary is in the cache and verified; 2 when the inventory is
+    /// invalid (every problem printed); 1 otherwise.
     Fetch(FetchArgs),
 }
 

@@ -3,7 +3,8 @@
 use super::output::OutputFormat;
 
 /// 0: success (or nothing to do); 1: an error; 2: invalid input, pending changes or
-/// no quorum, depending on the command (each command's --help says which).
+/// no quorum, depending on the command (each command's --help says which). Command-line
+/// mistakes: see `usage_error_code` in cli/mod.rs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitCode(pub i32);
 

@@ -57,7 +57,14 @@ pub enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are "errors" to clap, with exit code 0.
+            return if e.exit_code() == 0 { 0 } else { usage_error_code(std::env::args().skip(1)) };
+        }
+    };
     let result = match cli.command {
         Command::Etcd(args) => etcd::run(args, cli.output),
         Command::Lab(args) => lab::run(args, cli.output),
@@ -71,4 +78,50 @@ pub fn main() -> i32 {
         Command::Artifacts(args) => artifacts::run(args, cli.output),
     };
     exit::report(result, cli.output)
+}
+
+/// The exit code of a command-line mistake (unknown flag, missing argument). clap's is 2,
+/// "invalid input"; but `plan` documents 2 as "changes pending", `etcd health` as "no
+/// quorum", `lab status` as "a host is down", and apply/reset do not use 2 at all, so a
+/// script would misread a typo there: under those commands a mistake is 1, their "error".
+fn usage_error_code(args: impl IntoIterator<Item = String>) -> i32 {
+    let mut args = args.into_iter();
+    // The first word that is not an option names the command (--output takes a value).
+    while let Some(arg) = args.next() {
+        if arg == "--output" {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return match arg.as_str() {
+                "plan" | "apply" | "reset" | "etcd" | "lab" => 1,
+                _ => 2,
+            };
+        }
+    }
+    2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usage_error_code;
+
+    fn code(line: &str) -> i32 {
+        usage_error_code(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn a_usage_mistake_never_reads_as_a_documented_outcome() {
+        // 2 would mean "changes pending" / "no quorum" / "a host is down" there.
+        assert_eq!(code("plan --templtes x inv.toml"), 1);
+        assert_eq!(code("--output json plan"), 1);
+        assert_eq!(code("--output=json etcd health --bogus inv.toml"), 1);
+        assert_eq!(code("lab status --hosts 0"), 1);
+        assert_eq!(code("apply"), 1);
+        assert_eq!(code("reset --purge"), 1);
+        // Elsewhere 2 is "invalid input" or "could not run": clap's 2 stays.
+        assert_eq!(code("validate"), 2);
+        assert_eq!(code("verify --only nope inv.toml"), 2);
+        assert_eq!(code("--output text certs list"), 2);
+        assert_eq!(code("--bogus"), 2);
+        assert_eq!(code(""), 2);
+    }
 }

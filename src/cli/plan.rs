@@ -8,7 +8,12 @@ use crate::plan::pipeline::{self, PipelineOptions, Prepared};
 use crate::plan::{Plan, render_text};
 
 const LONG_ABOUT: &str = "\
-Show what `provision apply` would change on every host, without changing anything.
+Show what `provision apply` would change on every host, without changing any host.
+
+On this machine it does what apply would do first, because the plan compares their bytes: \
+the PKI and the encryption key are made (or certificates in their renewal window renewed) in \
+the state directory beside the inventory, and with ssh.host_keys = \"accept-new\" a new \
+host's key is pinned there.
 
 Connects to every host (one round trip each gathers the state of every managed file, \
 directory, user and unit), compares it with the desired state rendered from the inventory \
@@ -63,8 +68,9 @@ pub fn print_plan(prepared: &Prepared, plan: &Plan, format: OutputFormat) -> any
 
 /// Inventory warnings and the parts render left out, on stderr (they are not the plan).
 pub fn print_preamble(prepared: &Prepared) {
+    // A warning's Display already says "warning:" (after its file:line:column).
     for w in &prepared.loaded.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("{w}");
     }
     for s in &prepared.skipped {
         eprintln!("note: not rendered: {s}");

@@ -35,7 +35,8 @@ Warnings are printed but do not make the inventory invalid.
 Exit status: 0 when valid, 2 when invalid or unreadable (every problem is printed to stderr).
 
 With --output json, one object is printed on stdout:
-  {\"valid\": bool, \"errors\": [{\"file\", \"line\", \"column\", \"key\", \"message\"}], \"warnings\": [...]}
+  {\"valid\": bool, \"file\", \"errors\": [{\"file\", \"line\", \"column\", \"key\", \"message\"}], \"warnings\": [...]}
+  and, when valid, \"cluster\": {\"name\", \"hosts\", \"etcd\", \"control_plane\", \"worker\"}
 
 Examples:
   provision validate inventories/lab.toml

@@ -16,7 +16,9 @@ except for a moment: a snapshot is restored into a scratch directory on one etcd
 removed), and, when a kube-apiserver runs, one Secret named provision-verify-<random> is \
 created and deleted.
 
-Checks (each passes, fails, or is skipped with the reason):
+Checks (each passes, warns, fails, or is skipped with the reason; a warning, e.g. a slow \
+etcd member with its figure, passes):
+  ssh.connect               every host is reachable over SSH (host key checked, login works)
   etcd.health               every member serves linearizable reads, no alarms, membership as listed
   units.active              every unit provision installs is active on its host
   tls.certificate           etcd client/peer, kube-apiserver, kubelet: chain to the RIGHT CA
@@ -42,12 +44,12 @@ Checks (each passes, fails, or is skipped with the reason):
 Without a kube-apiserver (artifacts.kubernetes = \"skip\") the API checks are skipped and say \
 so: they are proven only against a real cluster.
 
-Exit status: 0 when every check passed (skipped ones included), 1 when a check failed, \
-2 when verify could not run (invalid inventory, no PKI in the state directory).
+Exit status: 0 when every check passed (warned and skipped ones included), 1 when a check \
+failed, 2 when verify could not run (invalid inventory, no PKI in the state directory).
 
-With --output json, one object: {\"ok\", \"passed\", \"failed\", \"skipped\", \"seconds\", \
-\"checks\": [{\"check\", \"title\", \"target\", \"status\": \"pass|fail|skip\", \"hosts\", \
-\"evidence\", \"per_host\": [...]}]}
+With --output json, one object: {\"cluster\", \"inventory\", \"ok\", \"passed\", \"warned\", \
+\"failed\", \"skipped\", \"seconds\", \"checks\": [{\"check\", \"title\", \"target\", \"status\": \
+\"pass|warn|fail|skip\", \"hosts\", \"evidence\", \"per_host\": [...]}]}
 
 Examples:
   provision verify inventories/lab.toml
