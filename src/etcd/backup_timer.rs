@@ -83,6 +83,7 @@ pub fn files(inventory: &Inventory, host: &Host) -> anyhow::Result<Vec<ManagedFi
         content: Arc::new(text.into_bytes()),
         secret: false,
         component: Component::Etcd,
+        only_while_missing: None,
     };
     Ok(vec![
         file(SCRIPT.into(), 0o755, render("etcd-backup.sh")?),

@@ -179,6 +179,11 @@ pub fn diff_host(d: &DesiredHost, f: &HostFacts) -> HostDiff {
     let mut rewritten: BTreeSet<String> = BTreeSet::new();
     let mut unit_files_written: BTreeMap<Phase, Vec<String>> = BTreeMap::new();
     for file in &d.files {
+        // Once its guard exists (etcd's data), a bootstrap-only file is the host's own:
+        // never rewritten, so nothing of a running member changes when the inventory grows.
+        if file.only_while_missing.as_deref().is_some_and(|g| *f.path(g) != PathState::Missing) {
+            continue;
+        }
         let why = match f.path(&file.path) {
             PathState::Missing => vec![WriteReason::Create],
             // A symlink (e.g. a masked unit -> /dev/null) is replaced by the rename,
@@ -323,6 +328,7 @@ mod tests {
             content: Arc::new(content.as_bytes().to_vec()),
             secret: path.ends_with(".key"),
             component,
+            only_while_missing: None,
         }
     }
 
@@ -393,6 +399,33 @@ mod tests {
 
     fn all(diff: &HostDiff) -> Vec<&Action> {
         diff.actions.values().flatten().collect()
+    }
+
+    /// etcd's bootstrap drop-in: written on a fresh member, left alone (whatever its
+    /// content, and never a restart or reload) once the member has data.
+    #[test]
+    fn a_bootstrap_only_file_is_written_only_before_the_data_exists() {
+        let mut d = etcd_host();
+        let dropin = "/etc/systemd/system/etcd.service.d/10-bootstrap.conf";
+        let mut boot = file(dropin, "--initial-cluster=a", 0o600, Component::Etcd);
+        boot.only_while_missing = Some("/var/lib/etcd/member".into());
+        d.files.push(boot);
+        let mut f = converged(&d);
+        // The inventory grew: the rendered drop-in now names another member.
+        let grown = Arc::new(b"--initial-cluster=a,b".to_vec());
+        d.files.last_mut().unwrap().content = grown.clone();
+        let fresh = diff_host(&d, &f);
+        let acts = all(&fresh);
+        assert_eq!(acts.len(), 2, "{acts:?}");
+        assert!(matches!(acts[0], Action::WriteFile { path, content, .. } if path == dropin && content.0 == grown));
+        // A drop-in needs a reload; it is not watched, so nothing restarts.
+        assert!(matches!(acts[1], Action::DaemonReload { because } if because == &[dropin.to_string()]));
+        f.paths.insert("/var/lib/etcd/member".into(), PathState::Dir(Ownership { mode: 0o700, owner: "etcd".into(), group: "etcd".into() }));
+        let with_data = diff_host(&d, &f);
+        assert!(all(&with_data).is_empty(), "a member with data must not change: {:?}", with_data.actions);
+        // Even a missing drop-in is not written back once the member has data.
+        f.paths.remove(dropin);
+        assert!(all(&diff_host(&d, &f)).is_empty());
     }
 
     #[test]

@@ -108,6 +108,7 @@ mod tests {
                 content: Arc::new(b"-----BEGIN PRIVATE KEY-----".to_vec()),
                 secret: true,
                 component: Component::Etcd,
+                only_while_missing: None,
             }],
             units: vec![ManagedUnit {
                 name: "etcd.service".into(),

@@ -156,6 +156,7 @@ mod tests {
             content: Arc::new(vec![1]),
             secret: false,
             component: Component::Etcd,
+            only_while_missing: None,
         };
         DesiredHost {
             host: "node1".into(),

@@ -14,6 +14,7 @@ use anyhow::{Context as _, bail};
 /// that cargo rebuilds when a template changes.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("etcd.service", include_str!("../../templates/etcd.service")),
+    ("etcd-bootstrap.conf", include_str!("../../templates/etcd-bootstrap.conf")),
     ("kube-apiserver.service", include_str!("../../templates/kube-apiserver.service")),
     ("kube-controller-manager.service", include_str!("../../templates/kube-controller-manager.service")),
     ("kube-scheduler.service", include_str!("../../templates/kube-scheduler.service")),
