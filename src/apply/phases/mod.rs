@@ -77,9 +77,15 @@ pub async fn prepare_start_wait(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> Pha
             Ok(()) => ctx.reporter.emit(Event::WaitDone { phase: plan.phase, wait, ms: t.elapsed().as_millis() as u64 }),
             Err(e) => {
                 result.wait_failures.push(format!("{e:#}"));
-                break;
+                return result;
             }
         }
+    }
+    if result.failed.is_empty() && !plan.stages.is_empty() {
+        let rolled = super::rollout::run(plan.phase, &plan.stages, ctx).await;
+        result.done += rolled.done;
+        result.failed.extend(rolled.failed);
+        result.wait_failures.extend(rolled.wait_failures);
     }
     result
 }
