@@ -23,11 +23,11 @@ fn plan_json(inventory: &str) -> (i32, Value) {
     (code(&out), v)
 }
 
-/// (host, action kind) of every action in a plan.
+/// (host, action kind) of every action in a plan (rolling stages included).
 fn actions(plan: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for phase in plan["phases"].as_array().unwrap() {
-        for h in phase["hosts"].as_array().unwrap() {
+        for h in phase["hosts"].as_array().unwrap().iter().chain(phase["stages"].as_array().unwrap()) {
             for a in h["actions"].as_array().unwrap() {
                 out.push((h["host"].as_str().unwrap().into(), a["action"].as_str().unwrap().into()));
             }
@@ -88,4 +88,185 @@ fn a_new_etcd_host_leaves_running_members_alone() {
         (0..3).map(|i| ssh_ok(&lab, &addr(&lab, i), &format!("sha256sum {DROPIN}"))).collect();
     assert_eq!(dropins, dropins_after, "a member's bootstrap drop-in was rewritten");
     assert_eq!(plan_json(inventory).0, 0, "the original inventory is still converged");
+}
+
+/// What the prober saw: every sample's count of members not answering, and leaderless time.
+#[derive(Debug, Default)]
+struct ProbeLog {
+    samples: usize,
+    max_down: usize,
+    /// Samples with two or more members down (must stay 0).
+    two_down: usize,
+    /// Longest stretch during which no answering member named a leader.
+    longest_leaderless: std::time::Duration,
+    /// (ms since start, member) of each transition from answering to not answering.
+    went_down: Vec<(u128, String)>,
+}
+
+/// Samples every member's Status over etcd-client every ~150 ms until `stop` is set.
+/// "Down" = the member does not answer Status within 1 s (its process is not serving).
+fn prober(inventory: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> ProbeLog {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let loaded = provision::inventory::load(&inventory).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let members = provision::etcd::members(&loaded.inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let mut log = ProbeLog::default();
+        let start = Instant::now();
+        let mut leaderless_since: Option<Instant> = None;
+        let mut was_up: Vec<bool> = vec![true; members.len()];
+        while !stop.load(Ordering::SeqCst) {
+            let t = Instant::now();
+            let answers = futures::future::join_all(members.iter().map(|m| {
+                let creds = &creds;
+                async move {
+                    let limit = Duration::from_secs(1);
+                    let deadline = tokio::time::Instant::now() + limit;
+                    let mut c = provision::etcd::connect::connect(m, creds, limit).await.ok()?.client;
+                    let s = provision::etcd::connect::within(deadline, limit, "status", &m.client_url, c.status())
+                        .await
+                        .ok()?;
+                    Some(s.leader())
+                }
+            }))
+            .await;
+            let down = answers.iter().filter(|a| a.is_none()).count();
+            for (i, a) in answers.iter().enumerate() {
+                if was_up[i] && a.is_none() {
+                    log.went_down.push((start.elapsed().as_millis(), members[i].name.clone()));
+                }
+                was_up[i] = a.is_some();
+            }
+            let has_leader = answers.iter().any(|a| a.is_some_and(|l| l != 0));
+            match (has_leader, leaderless_since) {
+                (false, None) => leaderless_since = Some(t),
+                (true, Some(since)) => {
+                    log.longest_leaderless = log.longest_leaderless.max(t - since);
+                    leaderless_since = None;
+                }
+                _ => {}
+            }
+            log.samples += 1;
+            log.max_down = log.max_down.max(down);
+            if down >= 2 {
+                log.two_down += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(150).saturating_sub(t.elapsed())).await;
+        }
+        if let Some(since) = leaderless_since {
+            log.longest_leaderless = log.longest_leaderless.max(since.elapsed());
+        }
+        log
+    })
+}
+
+fn etcd_client_rt(inventory: &std::path::Path) -> (tokio::runtime::Runtime, etcd_client::Client) {
+    let loaded = provision::inventory::load(inventory).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let first = &provision::etcd::members(&loaded.inventory)[0];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let connecting = provision::etcd::connect::connect(first, &creds, std::time::Duration::from_secs(5));
+    let client = rt.block_on(connecting).unwrap_or_else(|p| panic!("{p}")).client;
+    (rt, client)
+}
+
+fn leader_now(inventory: &std::path::Path) -> String {
+    let loaded = provision::inventory::load(inventory).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let members = provision::etcd::members(&loaded.inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
+    assert_eq!(h.healthy_count(), 3, "{}", h.summary());
+    h.leader.expect("a leader")
+}
+
+/// Item 2: a changed etcd flag restarts the three members one after another, the leader
+/// last after move-leader; a prober never sees two of three down; data survives.
+#[test]
+fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+
+    let tmp = tempfile::tempdir().unwrap();
+    // A quota the lab inventory does not set (default 8 GiB): every member's flag changes.
+    let changed = inventory_copy(&lab, tmp.path(), |t| {
+        assert!(!t.contains("[etcd]"), "the lab inventory has no [etcd] table to extend");
+        t + "\n[etcd]\nquota_backend_bytes = 3221225472\n"
+    });
+    let inv = changed.to_str().unwrap();
+    let (rt, mut client) = etcd_client_rt(&changed);
+    rt.block_on(client.put("rollout/before", "kept", None)).unwrap();
+    let leader = leader_now(&changed);
+
+    // The plan: three stages, one member each, the leader last after move-leader.
+    let (status, plan) = plan_json(inv);
+    assert_eq!(status, 2, "{plan}");
+    let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
+    let stages = etcd["stages"].as_array().unwrap();
+    let order: Vec<&str> = stages.iter().map(|s| s["host"].as_str().unwrap()).collect();
+    assert_eq!(order.len(), 3, "{etcd}");
+    assert_eq!(order[2], leader, "the leader restarts last: {etcd}");
+    assert_eq!(stages[2]["move_leader_to"], order[0], "{etcd}");
+    assert!(stages.iter().all(|s| s["gate"]["gate"] == "etcd-member"), "{etcd}");
+    assert!(etcd["hosts"].as_array().unwrap().iter().all(|h| {
+        h["actions"].as_array().unwrap().iter().all(|a| a["action"] != "restart-unit")
+    }));
+    let text_plan = String::from_utf8_lossy(&provision(&["plan", inv]).stdout).into_owned();
+    assert!(text_plan.contains("Rolling restarts"), "{text_plan}");
+    assert!(text_plan.contains(&format!("etcd 3/3 {leader}: move etcd leadership to {}", order[0])), "{text_plan}");
+
+    let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (changed, stop) = (changed.clone(), stop.clone());
+        std::thread::spawn(move || prober(changed, stop))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let out = provision(&["apply", inv]);
+    let wall = t.elapsed();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let log = probe.join().unwrap();
+    let applied = text(&out);
+    assert_eq!(code(&out), 0, "apply: {applied}");
+    eprintln!(
+        "rolling restart of 3 etcd members: wall {:.1}s; prober: {} samples, max members down at once {}, \
+         samples with >=2 down {}, longest without a leader {:.2}s, went down: {:?}",
+        wall.as_secs_f64(),
+        log.samples,
+        log.max_down,
+        log.two_down,
+        log.longest_leaderless.as_secs_f64(),
+        log.went_down
+    );
+    for line in applied.lines().filter(|l| l.contains("rolling restart") || l.contains("gate passed") || l.contains("leadership")) {
+        eprintln!("  {line}");
+    }
+    assert!(log.samples >= 10, "the prober sampled too little: {log:?}");
+    assert_eq!(log.two_down, 0, "two of three members were down at once: {log:?}");
+    assert!(log.max_down >= 1, "no member was ever seen down: did anything restart? {log:?}");
+    // Each member went down exactly once, in the planned order.
+    let down_order: Vec<&str> = log.went_down.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(down_order, order, "{log:?}");
+    assert!(applied.contains("leadership moved from"), "{applied}");
+    for i in 0..3 {
+        assert_ne!(unit_start(&lab, &addr(&lab, i), UNIT), starts[i], "node{} did not restart", i + 1);
+        assert!(etcd_cmdline(&lab, i).lines().any(|l| l == "--quota-backend-bytes=3221225472"), "node{}", i + 1);
+    }
+    let (rt, mut client) = etcd_client_rt(&changed);
+    let got = rt.block_on(client.get("rollout/before", None)).unwrap();
+    assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()));
+    assert_eq!(plan_json(inv).0, 0, "converged after the rollout");
 }
