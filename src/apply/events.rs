@@ -24,6 +24,8 @@ pub enum Event<'a> {
     WaitStart { phase: Phase, wait: &'a Wait },
     WaitDone { phase: Phase, wait: &'a Wait, ms: u64 },
     HostError { phase: Phase, host: &'a str, error: String },
+    /// The verified etcd snapshot taken before the phase changed anything.
+    SnapshotDone { phase: Phase, path: &'a str, size: u64, member: &'a str, ms: u64 },
     /// A rolling-restart stage begins (`stage` counts from 1).
     StageStart { phase: Phase, stage: usize, of: usize, host: &'a str },
     /// etcd leadership was handed over before restarting the leader.
@@ -133,6 +135,10 @@ fn text_line(event: &Event<'_>) -> Option<String> {
             let error = error.strip_prefix(&format!("{host}: ")).unwrap_or(error);
             format!("{host}: FAILED in {phase}: {}", error.lines().next().unwrap_or_default())
         }
+        Event::SnapshotDone { path, size, member, ms, .. } => format!(
+            "   etcd snapshot saved (verified): {path} ({size} bytes from {member}, {:.1}s)",
+            *ms as f64 / 1000.0
+        ),
         Event::StageStart { phase, stage, of, host } => format!("== {phase} rolling restart {stage}/{of}: {host}"),
         Event::LeaderMoved { from, to, ms } => {
             format!("   etcd leadership moved from {from} to {to} in {:.1}s", *ms as f64 / 1000.0)

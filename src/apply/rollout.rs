@@ -4,6 +4,7 @@
 //! rollout there, naming the host and the reason; later hosts are not touched, and the
 //! next plan restarts them (their unit files are newer than their processes).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,12 +12,13 @@ use anyhow::{Context as _, bail};
 use super::events::Event;
 use super::{ApplyContext, PhaseResult};
 use crate::etcd::Member;
+use crate::etcd::backup::{self, BackupOptions};
 use crate::etcd::connect::{connect, within};
 use crate::etcd::credentials::ClientCredentials;
 use crate::etcd::health::{self, ClusterHealth, HealthOptions};
 use crate::plan::action::{Action, Phase};
 use crate::plan::facts::shell_quote as q;
-use crate::plan::rollout::{Gate, Stage};
+use crate::plan::rollout::{Gate, Snapshot, Stage};
 use crate::plan::action::HostUnits;
 
 pub async fn run(phase: Phase, stages: &[Stage], ctx: &ApplyContext<'_>) -> PhaseResult {
@@ -42,6 +44,29 @@ pub async fn run(phase: Phase, stages: &[Stage], ctx: &ApplyContext<'_>) -> Phas
         }
     }
     result
+}
+
+/// The plan's snapshot before the phase changes anything: streamed from the best member
+/// (a healthy follower first), verified after writing, old ones pruned to `keep`.
+pub async fn take_snapshot(phase: Phase, snapshot: &Snapshot, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let t = Instant::now();
+    let health = health::check(&members, &creds, opts).await;
+    let candidates = backup::candidates(&members, &health);
+    if candidates.is_empty() {
+        bail!("no etcd member answered for the snapshot before {}: {}", snapshot.because, health.summary());
+    }
+    let opts = BackupOptions {
+        cluster: ctx.inventory.cluster.name.clone(),
+        dir: PathBuf::from(&snapshot.dir),
+        keep: Some(snapshot.keep),
+        timeout: Duration::from_secs(30),
+        progress: false,
+    };
+    let report = backup::backup(&candidates, &creds, &opts).await.context("etcd snapshot before the rollout")?;
+    let path = report.path.display().to_string();
+    ctx.reporter.emit(Event::SnapshotDone { phase, path: &path, size: report.size, member: &report.member, ms: t.elapsed().as_millis() as u64 });
+    Ok(())
 }
 
 async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &mut usize) -> anyhow::Result<()> {

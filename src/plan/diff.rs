@@ -55,7 +55,7 @@ pub fn plan_apply(
     for phase in phases_of(desired) {
         let hosts = per_phase.remove(&phase).unwrap_or_default();
         let waits = waits_for(phase, desired, &hosts, unsettled.remove(&phase).unwrap_or_default());
-        phases.push(PhasePlan { phase, hosts, waits, stages: Vec::new() });
+        phases.push(PhasePlan { phase, hosts, waits, stages: Vec::new(), snapshot: None });
     }
     let mut plan = Plan { kind: PlanKind::Apply, cluster: cluster.to_string(), hosts: reports, phases, changes: 0 };
     plan.count_changes();

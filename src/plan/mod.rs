@@ -59,6 +59,10 @@ pub struct PhasePlan {
     /// Restarts of running units, one host per stage, each gated (`rollout`): apply runs
     /// them after the hosts' other actions and the waits, in this order.
     pub stages: Vec<rollout::Stage>,
+    /// A verified etcd snapshot to the operator's machine, taken before this phase
+    /// changes anything (before restarting running etcd members).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<rollout::Snapshot>,
 }
 
 #[derive(Debug, Clone, Serialize)]

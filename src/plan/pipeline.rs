@@ -75,8 +75,15 @@ impl Prepared {
             api_objects::add_phase(&mut plan, api);
         }
         let members: Vec<String> = crate::etcd::members(inv).into_iter().map(|m| m.name).collect();
-        rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now);
+        let backups = self.backup_dir();
+        let backup = Some((backups.to_str().unwrap_or_default(), inv.etcd.backup_retention.max(1) as usize));
+        rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
         plan
+    }
+
+    /// Where apply's snapshots go: the same directory as `provision etcd backup`'s.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.state.root().join("backups")
     }
 
     pub fn plan_reset(&self, purge_data: bool) -> Plan {

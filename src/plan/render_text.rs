@@ -77,6 +77,13 @@ pub fn render(plan: &Plan) -> String {
 fn stages_text(plan: &Plan) -> String {
     let mut out = String::new();
     for p in &plan.phases {
+        if let Some(s) = &p.snapshot {
+            let _ = writeln!(
+                out,
+                "  {} first: etcd snapshot to {} (verified, newest {} kept; --no-backup skips it), because {}",
+                p.phase, s.dir, s.keep, s.because
+            );
+        }
         let n = p.stages.len();
         for (i, s) in p.stages.iter().enumerate() {
             let restarts: Vec<String> = s.actions.iter().map(line).collect();

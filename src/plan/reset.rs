@@ -58,6 +58,7 @@ pub fn plan_reset(
             hosts: per_phase.remove(&phase).unwrap_or_default(),
             waits: Vec::new(),
             stages: Vec::new(),
+            snapshot: None,
         })
         .collect();
     let mut plan = Plan { kind: PlanKind::Reset, cluster: cluster.to_string(), hosts: reports, phases, changes: 0 };

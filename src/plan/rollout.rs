@@ -55,6 +55,15 @@ impl Gate {
     }
 }
 
+/// A snapshot apply streams over etcd-client into `dir` (verified after writing, the
+/// newest `keep` of the cluster kept) before the phase restarts any running member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub dir: String,
+    pub keep: usize,
+    pub because: String,
+}
+
 /// What the plan knows about the running etcd cluster (read over etcd-client; nothing
 /// when etcd does not answer).
 #[derive(Debug, Clone, Default)]
@@ -68,7 +77,14 @@ const ROLLING: [Phase; 4] = [Phase::Etcd, Phase::KubeApiserver, Phase::Controlle
 
 /// Moves the restarts of running units out of each rolling phase's host steps into
 /// stages. `etcd_members`: the inventory's etcd members, in order.
-pub fn stage_restarts(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, etcd_members: &[String], etcd: &EtcdNow) {
+/// `backup`: where the snapshot goes before running etcd members restart (None: `--no-backup`).
+pub fn stage_restarts(
+    plan: &mut Plan,
+    facts: &BTreeMap<String, HostFacts>,
+    etcd_members: &[String],
+    etcd: &EtcdNow,
+    backup: Option<(&str, usize)>,
+) {
     for phase in plan.phases.iter_mut().filter(|p| ROLLING.contains(&p.phase)) {
         if phase.phase == Phase::Etcd && !etcd_quorum_running(facts, etcd_members) {
             continue;
@@ -91,8 +107,13 @@ pub fn stage_restarts(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, etcd
         }
         phase.hosts.retain(|h: &HostSteps| !h.actions.is_empty());
         drop_staged_from_waits(&mut phase.waits, &stages);
-        if phase.phase == Phase::Etcd {
+        if phase.phase == Phase::Etcd && !stages.is_empty() {
             leader_last(&mut stages, etcd, etcd_members);
+            phase.snapshot = backup.map(|(dir, keep)| Snapshot {
+                dir: dir.to_string(),
+                keep,
+                because: "running etcd members restart".into(),
+            });
         }
         phase.stages = stages;
     }
@@ -177,7 +198,7 @@ mod tests {
             kind: PlanKind::Apply,
             cluster: "c".into(),
             hosts: vec![],
-            phases: vec![PhasePlan { phase, hosts, waits: Vec::<Wait>::new(), stages: vec![] }],
+            phases: vec![PhasePlan { phase, hosts, waits: Vec::<Wait>::new(), stages: vec![], snapshot: None }],
             changes: 0,
         };
         p.count_changes();
@@ -206,7 +227,7 @@ mod tests {
         );
         let before = p.changes;
         let f = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active")]);
-        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) });
+        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) }, Some(("/b", 3)));
         let phase = &p.phases[0];
         let order: Vec<&str> = phase.stages.iter().map(|s| s.host.as_str()).collect();
         assert_eq!(order, ["n2", "n3", "n1"]);
@@ -219,6 +240,7 @@ mod tests {
         let json = serde_json::to_value(&phase.stages[2]).unwrap();
         assert_eq!(json["gate"]["gate"], "etcd-member");
         assert_eq!(json["move_leader_to"], "n2");
+        assert_eq!(phase.snapshot, Some(Snapshot { dir: "/b".into(), keep: 3, because: "running etcd members restart".into() }));
     }
 
     #[test]
@@ -229,8 +251,9 @@ mod tests {
         ] {
             let acts = |_: &str| vec![restart("etcd.service", changed())];
             let mut p = plan(Phase::Etcd, &[("n1", acts("n1")), ("n2", acts("n2")), ("n3", acts("n3"))]);
-            stage_restarts(&mut p, &facts(&states), &members(), &EtcdNow::default());
+            stage_restarts(&mut p, &facts(&states), &members(), &EtcdNow::default(), Some(("/b", 3)));
             assert!(p.phases[0].stages.is_empty(), "{states:?}");
+            assert!(p.phases[0].snapshot.is_none(), "nothing runs: nothing to back up");
             assert_eq!(p.phases[0].hosts.len(), 3);
         }
     }
@@ -242,7 +265,7 @@ mod tests {
             &[("n1", vec![restart("etcd.service", changed())]), ("n2", vec![restart("etcd.service", RestartReason::Failed)])],
         );
         let f = facts(&[("n1", "active"), ("n2", "failed"), ("n3", "active")]);
-        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) });
+        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) }, Some(("/b", 3)));
         let phase = &p.phases[0];
         assert_eq!(phase.stages.len(), 1);
         // Only the leader restarts: leadership goes to the first other member.
@@ -257,11 +280,11 @@ mod tests {
             Phase::KubeApiserver,
             &[("cp1", vec![restart("kube-apiserver.service", changed())]), ("cp2", vec![restart("kube-apiserver.service", changed())])],
         );
-        stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default());
+        stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default(), Some(("/b", 3)));
         let gates: Vec<&Gate> = p.phases[0].stages.iter().map(|s| &s.gate).collect();
         assert_eq!(gates, vec![&Gate::ApiserverReady { units: vec!["kube-apiserver.service".into()] }; 2]);
         let mut p = plan(Phase::Kubelet, &[("w1", vec![restart("kubelet.service", changed())])]);
-        stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default());
+        stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default(), Some(("/b", 3)));
         assert_eq!(p.phases[0].stages[0].gate, Gate::UnitsActive { units: vec!["kubelet.service".into()] });
     }
 }
