@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::{Action, Content, HostUnits, Mode, Phase, RestartReason, Wait, WriteReason};
 use super::facts::{HostFacts, PathState};
+use super::phase_spec::{AfterStart, spec};
 use super::{HostReport, HostSteps, PhasePlan, Plan, PlanKind};
 use crate::desired::{Component, DesiredHost, DesiredState};
 
@@ -104,19 +105,21 @@ fn waits_for(phase: Phase, desired: &DesiredState, hosts: &[HostSteps], unsettle
     if started.is_empty() {
         return Vec::new();
     }
-    if phase == Phase::Etcd {
-        let members = desired
-            .hosts
-            .iter()
-            .filter(|h| h.units.iter().any(|u| u.component == Component::Etcd))
-            .map(|h| h.host.clone())
-            .collect();
-        vec![Wait::UnitsActive { hosts: started }, Wait::EtcdQuorum { members }]
-    } else if phase == Phase::KubeApiserver {
-        let hosts = started.iter().map(|h| h.host.clone()).collect();
-        vec![Wait::UnitsActive { hosts: started }, Wait::ApiserverReady { hosts }]
-    } else {
-        vec![Wait::UnitsActive { hosts: started }]
+    match spec(phase).after_start {
+        AfterStart::EtcdQuorum => {
+            let members = desired
+                .hosts
+                .iter()
+                .filter(|h| h.units.iter().any(|u| u.component == Component::Etcd))
+                .map(|h| h.host.clone())
+                .collect();
+            vec![Wait::UnitsActive { hosts: started }, Wait::EtcdQuorum { members }]
+        }
+        AfterStart::ApiserverReady => {
+            let hosts = started.iter().map(|h| h.host.clone()).collect();
+            vec![Wait::UnitsActive { hosts: started }, Wait::ApiserverReady { hosts }]
+        }
+        AfterStart::UnitsActive => vec![Wait::UnitsActive { hosts: started }],
     }
 }
 

@@ -8,6 +8,7 @@ pub mod action;
 pub mod api_objects;
 pub mod diff;
 pub mod facts;
+pub mod phase_spec;
 pub mod pipeline;
 pub mod render_text;
 pub mod reset;

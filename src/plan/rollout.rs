@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::action::{Action, Phase, RestartReason, Wait};
+use super::action::{Action, RestartReason, Wait};
 use super::facts::HostFacts;
+use super::phase_spec::{RollingGate, spec};
 use super::{HostSteps, Plan};
 
 /// One host's restarts and the gate that must pass before the next stage starts.
@@ -72,9 +73,6 @@ pub struct EtcdNow {
     pub leader: Option<String>,
 }
 
-/// Phases whose running units restart one host at a time.
-const ROLLING: [Phase; 4] = [Phase::Etcd, Phase::KubeApiserver, Phase::Controllers, Phase::Kubelet];
-
 /// Moves the restarts of running units out of each rolling phase's host steps into
 /// stages. `etcd_members`: the inventory's etcd members, in order.
 /// `backup`: where the snapshot goes before running etcd members restart (None: `--no-backup`).
@@ -85,8 +83,9 @@ pub fn stage_restarts(
     etcd: &EtcdNow,
     backup: Option<(&str, usize)>,
 ) {
-    for phase in plan.phases.iter_mut().filter(|p| ROLLING.contains(&p.phase)) {
-        if phase.phase == Phase::Etcd && !etcd_quorum_running(facts, etcd_members) {
+    for phase in plan.phases.iter_mut() {
+        let Some(kind) = spec(phase.phase).rolling else { continue };
+        if kind == RollingGate::EtcdMember && !etcd_quorum_running(facts, etcd_members) {
             continue;
         }
         let mut stages = Vec::new();
@@ -98,16 +97,16 @@ pub fn stage_restarts(
                 continue;
             }
             let units: Vec<String> = rolling.iter().map(|a| a.target().to_string()).collect();
-            let gate = match phase.phase {
-                Phase::Etcd => Gate::EtcdMember { member: h.host.clone() },
-                Phase::KubeApiserver => Gate::ApiserverReady { units },
-                _ => Gate::UnitsActive { units },
+            let gate = match kind {
+                RollingGate::EtcdMember => Gate::EtcdMember { member: h.host.clone() },
+                RollingGate::ApiserverReady => Gate::ApiserverReady { units },
+                RollingGate::UnitsActive => Gate::UnitsActive { units },
             };
             stages.push(Stage { host: h.host.clone(), move_leader_to: None, actions: rolling, gate });
         }
         phase.hosts.retain(|h: &HostSteps| !h.actions.is_empty());
         drop_staged_from_waits(&mut phase.waits, &stages);
-        if phase.phase == Phase::Etcd && !stages.is_empty() {
+        if kind == RollingGate::EtcdMember && !stages.is_empty() {
             leader_last(&mut stages, etcd, etcd_members);
             phase.snapshot = backup.map(|(dir, keep)| Snapshot {
                 dir: dir.to_string(),
@@ -171,6 +170,7 @@ fn leader_last(stages: &mut Vec<Stage>, etcd: &EtcdNow, members: &[String]) {
 mod tests {
     use super::*;
     use crate::plan::facts::UnitState;
+    use crate::plan::action::Phase;
     use crate::plan::{PhasePlan, PlanKind};
 
     fn restart(unit: &str, because: RestartReason) -> Action {

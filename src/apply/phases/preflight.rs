@@ -14,7 +14,7 @@ use futures::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::apply::{ApplyContext, PhaseResult};
-use crate::desired::{Component, DesiredHost, DesiredState};
+use crate::desired::{DesiredHost, DesiredState};
 use crate::inventory::{Host, Inventory};
 use crate::plan::facts::{self, FactsRequest, HostFacts};
 use crate::plan::{HostReport, PhasePlan};
@@ -114,14 +114,7 @@ async fn connect_and_gather(
 pub fn expected_ports(inventory: &Inventory, host: &DesiredHost) -> Vec<(u16, String)> {
     let mut out = Vec::new();
     for u in &host.units {
-        let ports: &[u16] = match u.component {
-            Component::Etcd => &[inventory.etcd.client_port, inventory.etcd.peer_port],
-            Component::KubeApiserver => &[inventory.cluster.api_port],
-            Component::KubeControllerManager => &[10257],
-            Component::KubeScheduler => &[10259],
-            Component::Kubelet => &[10250],
-            Component::Base => &[],
-        };
+        let ports = crate::plan::phase_spec::component_ports(u.component, inventory);
         out.extend(ports.iter().map(|p| (*p, u.name.clone())));
     }
     out
