@@ -278,8 +278,8 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
     assert!(applied.find(saved).unwrap() < applied.find("rolling restart 1/3").unwrap(), "{applied}");
     let out = provision(&["etcd", "verify", path]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    for i in 0..3 {
-        assert_ne!(unit_start(&lab, &addr(&lab, i), UNIT), starts[i], "node{} did not restart", i + 1);
+    for (i, before) in starts.iter().enumerate() {
+        assert_ne!(&unit_start(&lab, &addr(&lab, i), UNIT), before, "node{} did not restart", i + 1);
         assert!(etcd_cmdline(&lab, i).lines().any(|l| l == "--quota-backend-bytes=3221225472"), "node{}", i + 1);
     }
     let (rt, mut client) = etcd_client_rt(&changed);

@@ -91,7 +91,7 @@ pub fn stage_restarts(
         let mut stages = Vec::new();
         for h in &mut phase.hosts {
             let (rolling, rest): (Vec<Action>, Vec<Action>) =
-                std::mem::take(&mut h.actions).into_iter().partition(|a| restarts_running_unit(a));
+                std::mem::take(&mut h.actions).into_iter().partition(restarts_running_unit);
             h.actions = rest;
             if rolling.is_empty() {
                 continue;

@@ -53,12 +53,12 @@ impl Step {
 /// A service phase: prepare every host, then start them together, then wait.
 /// Hosts that failed to prepare are not started and not waited for.
 pub async fn prepare_start_wait(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
-    if let Some(snapshot) = &plan.snapshot {
-        if let Err(e) = super::rollout::take_snapshot(plan.phase, snapshot, ctx).await {
-            // Nothing of the phase ran: the cluster is as it was.
-            let error = format!("{e:#} (nothing was changed in this phase; --no-backup skips the snapshot)");
-            return PhaseResult { wait_failures: vec![error], ..Default::default() };
-        }
+    if let Some(snapshot) = &plan.snapshot
+        && let Err(e) = super::rollout::take_snapshot(plan.phase, snapshot, ctx).await
+    {
+        // Nothing of the phase ran: the cluster is as it was.
+        let error = format!("{e:#} (nothing was changed in this phase; --no-backup skips the snapshot)");
+        return PhaseResult { wait_failures: vec![error], ..Default::default() };
     }
     let mut result = run_step(plan.phase, &plan.hosts, Step::Prepare, ctx, &[]).await;
     if ctx.cancel.is_cancelled() {
