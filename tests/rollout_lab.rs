@@ -298,3 +298,123 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
     assert!(text(&out).contains("rolling restart 3/3"), "{}", text(&out));
     assert_eq!(snapshots(), before, "--no-backup took a snapshot");
 }
+
+/// A failed gate stops the rollout at that host, names it and the reason, leaves the
+/// later hosts running their old process; the next apply (once the cause is gone)
+/// continues and converges.
+#[test]
+fn a_failed_stage_stops_the_rollout_and_the_next_apply_continues() {
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let changed = inventory_copy(&lab, tmp.path(), |t| t + "\n[etcd]\nquota_backend_bytes = 3221225472\n");
+    let inv = changed.to_str().unwrap();
+    let (_, plan) = plan_json(inv);
+    let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
+    let order: Vec<String> = etcd["stages"].as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap().into()).collect();
+    assert_eq!(order.len(), 3, "{etcd}");
+    let index = |name: &str| name.trim_start_matches("node").parse::<usize>().unwrap() - 1;
+
+    // The first host of the rollout cannot start etcd any more (an operator's drop-in).
+    let first = index(&order[0]);
+    let breaker = "/etc/systemd/system/etcd.service.d/99-broken.conf";
+    ssh_ok(&lab, &addr(&lab, first), &format!("printf '[Service]\\nExecStartPre=/bin/false\\n' > {breaker}; systemctl daemon-reload"));
+    let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    let out = provision(&["apply", "--no-backup", inv]);
+    let all = text(&out);
+    assert_eq!(code(&out), 1, "{all}");
+    assert!(all.contains(&format!("rolling restart stopped at stage 1/3 on {}", order[0])), "{all}");
+    assert!(all.contains(&format!("not restarted: {}, {}", order[1], order[2])), "{all}");
+    for later in &order[1..] {
+        let i = index(later);
+        assert_eq!(unit_start(&lab, &addr(&lab, i), UNIT), starts[i], "{later} was restarted after the failed stage");
+    }
+    eprintln!("failed stage reported as: {}", all.lines().find(|l| l.contains("stopped at stage")).unwrap_or_default());
+
+    // Cause removed: the next apply restarts the failed member and rolls the other two.
+    ssh_ok(&lab, &addr(&lab, first), &format!("rm -f {breaker}; systemctl daemon-reload"));
+    let out = provision(&["apply", "--no-backup", inv]);
+    assert_eq!(code(&out), 0, "second apply: {}", text(&out));
+    assert!(text(&out).contains("rolling restart 2/2"), "the two untouched members roll: {}", text(&out));
+    for i in 0..3 {
+        assert!(etcd_cmdline(&lab, i).lines().any(|l| l == "--quota-backend-bytes=3221225472"), "node{}", i + 1);
+    }
+    assert_eq!(plan_json(inv).0, 0, "converged");
+    assert!(!leader_now(&changed).is_empty());
+}
+
+/// apply SIGKILLed at random points of rollouts: the prober never sees two members down
+/// (a member still starting makes the next stage wait), and the next apply converges.
+#[test]
+fn killed_rollouts_converge_without_losing_quorum() {
+    use rand::Rng;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let changed = inventory_copy(&lab, tmp.path(), |t| t + "\n[etcd]\nquota_backend_bytes = 3000000000\n");
+    let inv = changed.to_str().unwrap().to_string();
+    let (rt, mut client) = etcd_client_rt(&changed);
+    rt.block_on(client.put("rollout/killed", "kept", None)).unwrap();
+    drop((client, rt));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (changed, stop) = (changed.clone(), stop.clone());
+        std::thread::spawn(move || prober(changed, stop))
+    };
+    let mut rng = rand::thread_rng();
+    let mut delays = Vec::new();
+    // Members restarted by each killed apply before its kill (0..3: where the kill landed).
+    let mut restarted = Vec::new();
+    for round in 1..=4u64 {
+        // A new quota each round: every member has a restart pending again.
+        let text_now = std::fs::read_to_string(&changed).unwrap();
+        let quota = format!("quota_backend_bytes = {}", 3000000000u64 + round);
+        let text_now = text_now.lines().map(|l| if l.starts_with("quota_backend_bytes") { quota.clone() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+        std::fs::write(&changed, text_now + "\n").unwrap();
+        // Planning (connect, facts, etcd status) takes ~1-2 s on the lab: kill inside the rollout.
+        let delay = rng.gen_range(1200..4500);
+        delays.push(delay);
+        let before: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+        let mut child = Command::new(provision_bin())
+            .args(["apply", "--no-backup", &inv])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let moved = (0..3).filter(|i| unit_start(&lab, &addr(&lab, *i), UNIT) != before[*i]).count();
+        restarted.push(moved);
+    }
+    let out = provision(&["apply", "--no-backup", &inv]);
+    let finished = text(&out);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let log = probe.join().unwrap();
+    eprintln!(
+        "killed rollouts: kills after {delays:?} ms, members restarted before each kill {restarted:?}; prober: {} samples, max members down at once {}, \
+         samples with >=2 down {}, longest without a leader {:.2}s",
+        log.samples,
+        log.max_down,
+        log.two_down,
+        log.longest_leaderless.as_secs_f64()
+    );
+    assert_eq!(code(&out), 0, "the apply after the kills: {finished}");
+    assert_eq!(log.two_down, 0, "two of three members down at once: {log:?}");
+    assert!(log.samples >= 20, "{log:?}");
+    for i in 0..3 {
+        assert!(etcd_cmdline(&lab, i).lines().any(|l| l == "--quota-backend-bytes=3000000004"), "node{}", i + 1);
+    }
+    assert_eq!(plan_json(&inv).0, 0, "converged");
+    let (rt, mut client) = etcd_client_rt(&changed);
+    let got = rt.block_on(client.get("rollout/killed", None)).unwrap();
+    assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()));
+}

@@ -70,6 +70,9 @@ pub async fn take_snapshot(phase: Phase, snapshot: &Snapshot, ctx: &ApplyContext
 }
 
 async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &mut usize) -> anyhow::Result<()> {
+    if let Gate::EtcdMember { member } = &stage.gate {
+        quorum_without(member, ctx).await?;
+    }
     if let Some(to) = &stage.move_leader_to {
         let t = Instant::now();
         if move_leader(&stage.host, to, ctx).await? {
@@ -118,6 +121,37 @@ fn etcd_creds(ctx: &ApplyContext<'_>) -> anyhow::Result<(Vec<Member>, ClientCred
     let members = crate::etcd::members(ctx.inventory);
     let creds = ClientCredentials::from_pki(ctx.pki, &ctx.state.pki_dir())?;
     Ok((members, creds, HealthOptions::for_cluster(ctx.inventory, Duration::from_secs(3))))
+}
+
+/// Waits until the members other than `member` hold a quorum on their own (healthy), so
+/// restarting `member` cannot lose it: e.g. a member still starting after an interrupted
+/// apply, or a dead host, makes the rollout wait (then stop), never take a second one down.
+async fn quorum_without(member: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let quorum = members.len() / 2 + 1;
+    let deadline = Instant::now() + ctx.wait_timeout;
+    loop {
+        let health = health::check(&members, &creds, opts).await;
+        let others: Vec<&str> =
+            health.members.iter().filter(|m| m.healthy && m.name != member).map(|m| m.name.as_str()).collect();
+        if others.len() >= quorum {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "restarting {member} would leave {} healthy of {} members ({}) and quorum needs {quorum}: \
+                 bring the other members back first ({})",
+                others.len(),
+                members.len(),
+                others.join(", "),
+                health.summary()
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for the etcd members other than {member}"),
+        }
+    }
 }
 
 /// The restarted member answers, the cluster has a leader and quorum, and the member's
