@@ -367,6 +367,8 @@ fn killed_rollouts_converge_without_losing_quorum() {
         let (changed, stop) = (changed.clone(), stop.clone());
         std::thread::spawn(move || prober(changed, stop))
     };
+    // The prober reads the PKI first (under its lock): let it, before apply does.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let mut rng = rand::thread_rng();
     let mut delays = Vec::new();
     // Members restarted by each killed apply before its kill (0..3: where the kill landed).
@@ -417,4 +419,85 @@ fn killed_rollouts_converge_without_losing_quorum() {
     let (rt, mut client) = etcd_client_rt(&changed);
     let got = rt.block_on(client.get("rollout/killed", None)).unwrap();
     assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()));
+}
+
+/// Benchmark (prints figures, asserts only correctness): the rolling restart of the three
+/// members by `apply` (with and without its snapshot) against the floor: restart one
+/// member over ssh and wait until all three are healthy, three times.
+/// `cargo test --release --test rollout_lab -- --ignored --nocapture bench_`
+#[test]
+#[ignore]
+fn bench_rolling_restart_against_the_floor() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let changed = inventory_copy(&lab, tmp.path(), |t| t + "\n[etcd]\nquota_backend_bytes = 3000000000\n");
+    let inv = changed.to_str().unwrap().to_string();
+
+    let loaded = provision::inventory::load(&changed).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let members = provision::etcd::members(&loaded.inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let healthy_all = |limit: Duration| {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if rt.block_on(provision::etcd::health::check(&members, &creds, Default::default())).healthy_count() == 3 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("etcd not healthy within {limit:?}");
+    };
+    let mut floors = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        ssh_ok(&lab, &addr(&lab, i), "systemctl restart etcd.service");
+        healthy_all(Duration::from_secs(60));
+        floors.push(t.elapsed().as_secs_f64());
+    }
+    drop(rt);
+    let floor: f64 = floors.iter().sum();
+
+    let mut runs = Vec::new();
+    for (round, args) in [vec!["apply", "--no-verify", "--no-backup"], vec!["apply", "--no-verify"]].into_iter().enumerate() {
+        let text_now = std::fs::read_to_string(&changed).unwrap().replace(
+            &format!("quota_backend_bytes = {}", 3000000000u64 + round as u64),
+            &format!("quota_backend_bytes = {}", 3000000001u64 + round as u64),
+        );
+        std::fs::write(&changed, text_now).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let probe = {
+            let (changed, stop) = (changed.clone(), stop.clone());
+            std::thread::spawn(move || prober(changed, stop))
+        };
+        // The prober reads the PKI first (under its lock): let it, before apply does.
+        std::thread::sleep(Duration::from_millis(500));
+        let mut argv = args.clone();
+        argv.push(&inv);
+        let t = Instant::now();
+        let out = provision(&argv);
+        let wall = t.elapsed().as_secs_f64();
+        stop.store(true, Ordering::SeqCst);
+        let log = probe.join().unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(log.two_down, 0, "{log:?}");
+        runs.push((args.join(" "), wall, log));
+    }
+    eprintln!("floor (ssh restart + wait healthy, x3): {floor:.2}s ({floors:.2?})");
+    for (what, wall, log) in &runs {
+        eprintln!(
+            "`provision {what}` (plan + snapshot? + 3 gated stages): {wall:.2}s = {:.2}x floor; prober {} samples, \
+             max down {}, longest without a leader {:.2}s",
+            wall / floor,
+            log.samples,
+            log.max_down,
+            log.longest_leaderless.as_secs_f64()
+        );
+    }
 }
