@@ -78,6 +78,8 @@ impl Prepared {
         let backups = self.backup_dir();
         let backup = Some((backups.to_str().unwrap_or_default(), inv.etcd.backup_retention.max(1) as usize));
         rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
+        let data_guard = format!("{}/member", inv.etcd.data_dir);
+        rollout::refuse_unplanned_joins(&mut plan, &self.gathered.facts, &members, &data_guard);
         plan
     }
 

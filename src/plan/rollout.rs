@@ -119,6 +119,31 @@ pub fn stage_restarts(
     plan.count_changes();
 }
 
+/// A listed etcd member without data while the cluster runs would start with
+/// `--initial-cluster-state=new` and fail ("cluster ID mismatch"), or worse split a new
+/// cluster off. Until membership changes are planned (member add as a learner, start with
+/// `existing`, promote), such a host is a problem of the plan: apply stops after
+/// preflight, before touching anything. `data_guard`: `<data_dir>/member`.
+pub fn refuse_unplanned_joins(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, etcd_members: &[String], data_guard: &str) {
+    if !etcd_quorum_running(facts, etcd_members) {
+        return;
+    }
+    for name in etcd_members {
+        let Some(f) = facts.get(name) else { continue };
+        let running = f.unit("etcd.service").is_some_and(|u| u.active_state == "active");
+        if running || *f.path(data_guard) != super::facts::PathState::Missing {
+            continue;
+        }
+        if let Some(report) = plan.hosts.iter_mut().find(|h| &h.host == name) {
+            report.problems.push(format!(
+                "{name} is listed as an etcd member but has no etcd data while the cluster runs: joining a running \
+                 cluster (member add, then a start with --initial-cluster-state=existing) is not planned by this \
+                 version; remove the etcd role from {name} in the inventory (nothing was changed)"
+            ));
+        }
+    }
+}
+
 /// The phase's waits were computed for every start and restart; the staged ones are
 /// gated by their stage instead. No unit left to wait for: no wait at all.
 fn drop_staged_from_waits(waits: &mut Vec<Wait>, stages: &[Stage]) {
@@ -272,6 +297,40 @@ mod tests {
         assert_eq!(phase.stages[0].move_leader_to.as_deref(), Some("n2"));
         assert_eq!(phase.hosts.len(), 1);
         assert_eq!(phase.hosts[0].host, "n2");
+    }
+
+    #[test]
+    fn a_new_member_of_a_running_cluster_is_refused_before_anything_changes() {
+        let report = |h: &str| crate::plan::HostReport {
+            host: h.into(),
+            address: String::new(),
+            os: None,
+            arch: None,
+            systemd: None,
+            problems: vec![],
+            warnings: vec![],
+        };
+        let mut p = plan(Phase::Etcd, &[]);
+        p.hosts = ["n1", "n2", "n3", "n4"].iter().map(|h| report(h)).collect();
+        let mut f = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active"), ("n4", "inactive")]);
+        let data = crate::plan::facts::PathState::Dir(crate::plan::facts::Ownership {
+            mode: 0o700,
+            owner: "etcd".into(),
+            group: "etcd".into(),
+        });
+        for h in ["n1", "n2", "n3"] {
+            f.get_mut(h).unwrap().paths.insert("/var/lib/etcd/member".into(), data.clone());
+        }
+        let four: Vec<String> = ["n1", "n2", "n3", "n4"].iter().map(|s| s.to_string()).collect();
+        refuse_unplanned_joins(&mut p, &f, &four, "/var/lib/etcd/member");
+        assert_eq!(p.failed_hosts(), vec!["n4"]);
+        assert!(p.hosts[3].problems[0].contains("--initial-cluster-state=existing"), "{:?}", p.hosts[3].problems);
+        // A cluster being created: every member starts without data, together.
+        let mut p2 = plan(Phase::Etcd, &[]);
+        p2.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
+        let fresh = facts(&[("n1", "inactive"), ("n2", "inactive"), ("n3", "inactive")]);
+        refuse_unplanned_joins(&mut p2, &fresh, &members(), "/var/lib/etcd/member");
+        assert!(p2.failed_hosts().is_empty());
     }
 
     #[test]
