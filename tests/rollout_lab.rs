@@ -501,3 +501,49 @@ fn bench_rolling_restart_against_the_floor() {
         );
     }
 }
+
+/// A fourth, reachable etcd host without data while the cluster runs: refused by the plan
+/// (it would start a new cluster and fail with "cluster ID mismatch"), and apply changes
+/// nothing anywhere, until membership changes are planned.
+#[test]
+fn a_reachable_new_etcd_host_is_refused_before_anything_changes() {
+    use provision::lab::{Lab, Progress, UpOptions};
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let grown = inventory_copy(&lab, tmp.path(), |t| {
+        t + "\n[[host]]\nname = \"node4\"\naddress = \"127.0.1.4\"\nroles = [\"etcd\"]\n"
+    });
+    let report = provision::lab::up(&Lab::system(), &UpOptions { hosts: 4, inventory: grown.clone() }, &Progress::for_stderr())
+        .expect("lab up --hosts 4");
+    let node4 = report.hosts.iter().find(|h| h.host.address.to_string() == "127.0.1.4").expect("node4 booted");
+    let node4_addr = node4.host.address.to_string();
+    let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+
+    let inv = grown.to_str().unwrap();
+    let (status, plan) = plan_json(inv);
+    assert_ne!(status, 0, "{plan}");
+    let problems = plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == "node4").unwrap()["problems"].to_string();
+    assert!(problems.contains("--initial-cluster-state=existing"), "{problems}");
+    let out = provision(&["apply", inv]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let after: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    assert_eq!(starts, after, "a running member restarted");
+    // node4's host key is pinned in the copy's known_hosts (lab up wrote it there).
+    let etcd4 = std::process::Command::new("ssh")
+        .args(["-i", report.key.to_str().unwrap(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", report.known_hosts.display()))
+        .arg(format!("root@{node4_addr}"))
+        .arg("systemctl is-active etcd.service; ls /etc/systemd/system/etcd.service 2>&1; true")
+        .output()
+        .unwrap();
+    assert!(etcd4.status.success(), "ssh node4: {}", text(&etcd4));
+    let etcd4 = String::from_utf8_lossy(&etcd4.stdout).into_owned();
+    assert!(!etcd4.starts_with("active"), "etcd started on node4: {etcd4}");
+    assert!(etcd4.contains("No such file"), "apply installed etcd on node4: {etcd4}");
+    assert_eq!(plan_json(lab.inventory.to_str().unwrap()).0, 0, "the 3 members are as they were");
+    // Leave the lab as other tests expect it: 3 fresh hosts next time.
+    provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
+}
