@@ -92,10 +92,19 @@ async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &m
             r = tokio::time::timeout(ctx.wait_timeout, session.exec_checked(&cmd, None)) => r,
             _ = ctx.cancel.cancelled() => bail!("interrupted while restarting {unit}"),
         };
-        match restarted {
-            Ok(r) => r.with_context(|| format!("restarting {unit}"))?,
-            Err(_) => bail!("{unit} did not come back within {}s", ctx.wait_timeout.as_secs()),
+        let failed = match restarted {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("{unit} failed to restart ({e:#})")),
+            Err(_) => Some(format!("{unit} did not come back within {}s", ctx.wait_timeout.as_secs())),
         };
+        if let Some(why) = failed {
+            // The unit's own words say why (the systemctl error only says that it failed).
+            let journal = super::wait_units::journal_tail(session, unit).await;
+            let last = journal.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
+            // One line: the report names stage, host and reason on the line it starts.
+            let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+            bail!("{why}; journal: {}", last.join(" | "));
+        }
         *done += 1;
         ctx.reporter.emit(Event::ActionDone { phase, host: &stage.host, action, ms: t.elapsed().as_millis() as u64 });
     }
