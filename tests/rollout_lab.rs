@@ -54,7 +54,8 @@ fn a_new_etcd_host_leaves_running_members_alone() {
 
     for i in 0..3 {
         let argv = etcd_cmdline(&lab, i);
-        let want = "--initial-cluster=node1=https://127.0.1.1:2380,node2=https://127.0.1.2:2380,node3=https://127.0.1.3:2380";
+        let want =
+            "--initial-cluster=node1=https://127.0.1.1:2380,node2=https://127.0.1.2:2380,node3=https://127.0.1.3:2380";
         assert!(argv.lines().any(|l| l == want), "node{}: {argv}", i + 1);
         assert!(argv.lines().any(|l| l == "--initial-cluster-state=new"), "node{}: {argv}", i + 1);
         assert!(argv.lines().any(|l| l == "--initial-cluster-token=provision-lab"), "node{}: {argv}", i + 1);
@@ -219,10 +220,17 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
     assert_eq!(order[2], leader, "the leader restarts last: {etcd}");
     assert_eq!(stages[2]["move_leader_to"], order[0], "{etcd}");
     assert!(stages.iter().all(|s| s["gate"]["gate"] == "etcd-member"), "{etcd}");
-    assert!(etcd["hosts"].as_array().unwrap().iter().all(|h| {
-        h["actions"].as_array().unwrap().iter().all(|a| a["action"] != "restart-unit")
-    }));
-    assert!(etcd["snapshot"]["dir"].as_str().unwrap().ends_with("backups"), "the snapshot is a step of the plan: {etcd}");
+    assert!(
+        etcd["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| { h["actions"].as_array().unwrap().iter().all(|a| a["action"] != "restart-unit") })
+    );
+    assert!(
+        etcd["snapshot"]["dir"].as_str().unwrap().ends_with("backups"),
+        "the snapshot is a step of the plan: {etcd}"
+    );
     let text_plan = String::from_utf8_lossy(&provision(&["plan", inv]).stdout).into_owned();
     assert!(text_plan.contains("Rolling restarts"), "{text_plan}");
     assert!(text_plan.contains("etcd first: etcd snapshot to "), "{text_plan}");
@@ -273,7 +281,8 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
     assert_eq!(restart_order, order, "restart order: {started:?}");
     assert!(applied.contains("leadership moved from"), "{applied}");
     // The snapshot came first, to the path printed, and it verifies.
-    let saved = applied.lines().find(|l| l.contains("etcd snapshot saved (verified): ")).unwrap_or_else(|| panic!("{applied}"));
+    let saved =
+        applied.lines().find(|l| l.contains("etcd snapshot saved (verified): ")).unwrap_or_else(|| panic!("{applied}"));
     let path = saved.split("(verified): ").nth(1).unwrap().split(" (").next().unwrap();
     assert!(applied.find(saved).unwrap() < applied.find("rolling restart 1/3").unwrap(), "{applied}");
     let out = provision(&["etcd", "verify", path]);
@@ -312,14 +321,19 @@ fn a_failed_stage_stops_the_rollout_and_the_next_apply_continues() {
     let inv = changed.to_str().unwrap();
     let (_, plan) = plan_json(inv);
     let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
-    let order: Vec<String> = etcd["stages"].as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap().into()).collect();
+    let order: Vec<String> =
+        etcd["stages"].as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap().into()).collect();
     assert_eq!(order.len(), 3, "{etcd}");
     let index = |name: &str| name.trim_start_matches("node").parse::<usize>().unwrap() - 1;
 
     // The first host of the rollout cannot start etcd any more (an operator's drop-in).
     let first = index(&order[0]);
     let breaker = "/etc/systemd/system/etcd.service.d/99-broken.conf";
-    ssh_ok(&lab, &addr(&lab, first), &format!("printf '[Service]\\nExecStartPre=/bin/false\\n' > {breaker}; systemctl daemon-reload"));
+    ssh_ok(
+        &lab,
+        &addr(&lab, first),
+        &format!("printf '[Service]\\nExecStartPre=/bin/false\\n' > {breaker}; systemctl daemon-reload"),
+    );
     let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
     let out = provision(&["apply", "--no-backup", inv]);
     let all = text(&out);
@@ -377,7 +391,11 @@ fn killed_rollouts_converge_without_losing_quorum() {
         // A new quota each round: every member has a restart pending again.
         let text_now = std::fs::read_to_string(&changed).unwrap();
         let quota = format!("quota_backend_bytes = {}", 3000000000u64 + round);
-        let text_now = text_now.lines().map(|l| if l.starts_with("quota_backend_bytes") { quota.clone() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+        let text_now = text_now
+            .lines()
+            .map(|l| if l.starts_with("quota_backend_bytes") { quota.clone() } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n");
         std::fs::write(&changed, text_now + "\n").unwrap();
         // Planning (connect, facts, etcd status) takes ~1-2 s on the lab: kill inside the rollout.
         let delay = rng.gen_range(1200..4500);
@@ -465,7 +483,9 @@ fn bench_rolling_restart_against_the_floor() {
     let floor: f64 = floors.iter().sum();
 
     let mut runs = Vec::new();
-    for (round, args) in [vec!["apply", "--no-verify", "--no-backup"], vec!["apply", "--no-verify"]].into_iter().enumerate() {
+    for (round, args) in
+        [vec!["apply", "--no-verify", "--no-backup"], vec!["apply", "--no-verify"]].into_iter().enumerate()
+    {
         let text_now = std::fs::read_to_string(&changed).unwrap().replace(
             &format!("quota_backend_bytes = {}", 3000000000u64 + round as u64),
             &format!("quota_backend_bytes = {}", 3000000001u64 + round as u64),
@@ -515,8 +535,9 @@ fn a_reachable_new_etcd_host_is_refused_before_anything_changes() {
     let grown = inventory_copy(&lab, tmp.path(), |t| {
         t + "\n[[host]]\nname = \"node4\"\naddress = \"127.0.1.4\"\nroles = [\"etcd\"]\n"
     });
-    let report = provision::lab::up(&Lab::system(), &UpOptions { hosts: 4, inventory: grown.clone() }, &Progress::for_stderr())
-        .expect("lab up --hosts 4");
+    let report =
+        provision::lab::up(&Lab::system(), &UpOptions { hosts: 4, inventory: grown.clone() }, &Progress::for_stderr())
+            .expect("lab up --hosts 4");
     let node4 = report.hosts.iter().find(|h| h.host.address.to_string() == "127.0.1.4").expect("node4 booted");
     let node4_addr = node4.host.address.to_string();
     let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
@@ -524,7 +545,8 @@ fn a_reachable_new_etcd_host_is_refused_before_anything_changes() {
     let inv = grown.to_str().unwrap();
     let (status, plan) = plan_json(inv);
     assert_ne!(status, 0, "{plan}");
-    let problems = plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == "node4").unwrap()["problems"].to_string();
+    let problems =
+        plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == "node4").unwrap()["problems"].to_string();
     assert!(problems.contains("--initial-cluster-state=existing"), "{problems}");
     let out = provision(&["apply", inv]);
     assert_eq!(code(&out), 1, "{}", text(&out));

@@ -16,10 +16,10 @@ use crate::etcd::backup::{self, BackupOptions};
 use crate::etcd::connect::{connect, within};
 use crate::etcd::credentials::ClientCredentials;
 use crate::etcd::health::{self, ClusterHealth, HealthOptions};
+use crate::plan::action::HostUnits;
 use crate::plan::action::{Action, Phase};
 use crate::plan::facts::shell_quote as q;
 use crate::plan::rollout::{Gate, Snapshot, Stage};
-use crate::plan::action::HostUnits;
 
 pub async fn run(phase: Phase, stages: &[Stage], ctx: &ApplyContext<'_>) -> PhaseResult {
     let mut result = PhaseResult::default();
@@ -65,7 +65,13 @@ pub async fn take_snapshot(phase: Phase, snapshot: &Snapshot, ctx: &ApplyContext
     };
     let report = backup::backup(&candidates, &creds, &opts).await.context("etcd snapshot before the rollout")?;
     let path = report.path.display().to_string();
-    ctx.reporter.emit(Event::SnapshotDone { phase, path: &path, size: report.size, member: &report.member, ms: t.elapsed().as_millis() as u64 });
+    ctx.reporter.emit(Event::SnapshotDone {
+        phase,
+        path: &path,
+        size: report.size,
+        member: &report.member,
+        ms: t.elapsed().as_millis() as u64,
+    });
     Ok(())
 }
 
@@ -110,7 +116,12 @@ async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &m
     }
     let t = Instant::now();
     gate(&stage.host, &stage.gate, ctx).await?;
-    ctx.reporter.emit(Event::GateDone { phase, host: &stage.host, gate: &stage.gate, ms: t.elapsed().as_millis() as u64 });
+    ctx.reporter.emit(Event::GateDone {
+        phase,
+        host: &stage.host,
+        gate: &stage.gate,
+        ms: t.elapsed().as_millis() as u64,
+    });
     Ok(())
 }
 
@@ -228,8 +239,14 @@ async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Re
     let member = members.iter().find(|m| m.name == from).context("the leader is not in the inventory")?;
     let mut client = connect(member, &creds, opts.timeout).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
     let t = opts.timeout.max(Duration::from_secs(10));
-    within(tokio::time::Instant::now() + t, t, "moving the leadership", &member.client_url, client.move_leader(target_id))
-        .await
-        .map_err(|p| anyhow::anyhow!("moving etcd leadership from {from} to {to}: {p}"))?;
+    within(
+        tokio::time::Instant::now() + t,
+        t,
+        "moving the leadership",
+        &member.client_url,
+        client.move_leader(target_id),
+    )
+    .await
+    .map_err(|p| anyhow::anyhow!("moving etcd leadership from {from} to {to}: {p}"))?;
     Ok(true)
 }

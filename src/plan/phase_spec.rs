@@ -104,7 +104,11 @@ pub fn spec(phase: Phase) -> &'static PhaseSpec {
 
 /// The phase that installs `component`.
 pub fn phase_of(component: Component) -> Phase {
-    PHASES.iter().find(|s| s.components.contains(&component)).map(|s| s.phase).expect("every Component has a phase (tested)")
+    PHASES
+        .iter()
+        .find(|s| s.components.contains(&component))
+        .map(|s| s.phase)
+        .expect("every Component has a phase (tested)")
 }
 
 /// The TCP ports a component's daemon listens on (preflight refuses a port another

@@ -49,7 +49,9 @@ pub enum Gate {
 impl Gate {
     pub fn describe(&self) -> String {
         match self {
-            Gate::EtcdMember { member } => format!("etcd member {member} healthy, caught up with the leader, quorum held"),
+            Gate::EtcdMember { member } => {
+                format!("etcd member {member} healthy, caught up with the leader, quorum held")
+            }
             Gate::ApiserverReady { units } => format!("{} active, /readyz 200", units.join(", ")),
             Gate::UnitsActive { units } => format!("{} active", units.join(", ")),
         }
@@ -124,7 +126,12 @@ pub fn stage_restarts(
 /// cluster off. Until membership changes are planned (member add as a learner, start with
 /// `existing`, promote), such a host is a problem of the plan: apply stops after
 /// preflight, before touching anything. `data_guard`: `<data_dir>/member`.
-pub fn refuse_unplanned_joins(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, etcd_members: &[String], data_guard: &str) {
+pub fn refuse_unplanned_joins(
+    plan: &mut Plan,
+    facts: &BTreeMap<String, HostFacts>,
+    etcd_members: &[String],
+    data_guard: &str,
+) {
     if !etcd_quorum_running(facts, etcd_members) {
         return;
     }
@@ -147,7 +154,9 @@ pub fn refuse_unplanned_joins(plan: &mut Plan, facts: &BTreeMap<String, HostFact
 /// The phase's waits were computed for every start and restart; the staged ones are
 /// gated by their stage instead. No unit left to wait for: no wait at all.
 fn drop_staged_from_waits(waits: &mut Vec<Wait>, stages: &[Stage]) {
-    let staged = |host: &str, unit: &String| stages.iter().any(|s| s.host == host && s.actions.iter().any(|a| a.target() == unit));
+    let staged = |host: &str, unit: &String| {
+        stages.iter().any(|s| s.host == host && s.actions.iter().any(|a| a.target() == unit))
+    };
     let mut any_left = false;
     for w in waits.iter_mut() {
         if let Wait::UnitsActive { hosts } = w {
@@ -194,8 +203,8 @@ fn leader_last(stages: &mut Vec<Stage>, etcd: &EtcdNow, members: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::facts::UnitState;
     use crate::plan::action::Phase;
+    use crate::plan::facts::UnitState;
     use crate::plan::{PhasePlan, PlanKind};
 
     fn restart(unit: &str, because: RestartReason) -> Action {
@@ -211,7 +220,8 @@ mod tests {
             .iter()
             .map(|(h, state)| {
                 let mut f = HostFacts::default();
-                f.units.insert("etcd.service".into(), UnitState { active_state: state.to_string(), ..Default::default() });
+                f.units
+                    .insert("etcd.service".into(), UnitState { active_state: state.to_string(), ..Default::default() });
                 (h.to_string(), f)
             })
             .collect()
@@ -265,7 +275,10 @@ mod tests {
         let json = serde_json::to_value(&phase.stages[2]).unwrap();
         assert_eq!(json["gate"]["gate"], "etcd-member");
         assert_eq!(json["move_leader_to"], "n2");
-        assert_eq!(phase.snapshot, Some(Snapshot { dir: "/b".into(), keep: 3, because: "running etcd members restart".into() }));
+        assert_eq!(
+            phase.snapshot,
+            Some(Snapshot { dir: "/b".into(), keep: 3, because: "running etcd members restart".into() })
+        );
     }
 
     #[test]
@@ -287,7 +300,10 @@ mod tests {
     fn a_failed_unit_is_not_staged_and_only_the_leader_moves_leadership() {
         let mut p = plan(
             Phase::Etcd,
-            &[("n1", vec![restart("etcd.service", changed())]), ("n2", vec![restart("etcd.service", RestartReason::Failed)])],
+            &[
+                ("n1", vec![restart("etcd.service", changed())]),
+                ("n2", vec![restart("etcd.service", RestartReason::Failed)]),
+            ],
         );
         let f = facts(&[("n1", "active"), ("n2", "failed"), ("n3", "active")]);
         stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) }, Some(("/b", 3)));
@@ -337,7 +353,10 @@ mod tests {
     fn apiservers_and_other_tiers_get_their_own_gates() {
         let mut p = plan(
             Phase::KubeApiserver,
-            &[("cp1", vec![restart("kube-apiserver.service", changed())]), ("cp2", vec![restart("kube-apiserver.service", changed())])],
+            &[
+                ("cp1", vec![restart("kube-apiserver.service", changed())]),
+                ("cp2", vec![restart("kube-apiserver.service", changed())]),
+            ],
         );
         stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default(), Some(("/b", 3)));
         let gates: Vec<&Gate> = p.phases[0].stages.iter().map(|s| &s.gate).collect();
