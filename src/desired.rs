@@ -75,6 +75,13 @@ pub struct ManagedFile {
     /// Private keys, tokens, encryption keys: content never printed or logged.
     pub secret: bool,
     pub component: Component,
+    /// Written only while this path is missing on the host, left as it is once it exists.
+    /// Why: some settings only matter the first time a service starts (etcd's
+    /// `--initial-cluster*` flags are read only when the member has no data yet); their
+    /// file must not change under a running member when the inventory grows, or every
+    /// member would be rewritten (and, if watched, restarted) for nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_while_missing: Option<String>,
 }
 
 /// A systemd unit provision manages. It is enabled and started; it is restarted
@@ -100,6 +107,7 @@ impl std::fmt::Debug for ManagedFile {
             .field("sha256", &self.sha256_hex())
             .field("secret", &self.secret)
             .field("component", &self.component)
+            .field("only_while_missing", &self.only_while_missing)
             .finish()
     }
 }

@@ -33,11 +33,11 @@ fn plan_json(inventory: &str) -> (i32, Value) {
     (code(&out), v)
 }
 
-/// (host, action kind, target) of every action in a plan.
+/// (host, action kind, target) of every action in a plan (rolling stages included).
 fn actions(plan: &Value) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for phase in plan["phases"].as_array().unwrap() {
-        for h in phase["hosts"].as_array().unwrap() {
+        for h in phase["hosts"].as_array().unwrap().iter().chain(phase["stages"].as_array().unwrap()) {
             for a in h["actions"].as_array().unwrap() {
                 let target = ["path", "unit", "name"].iter().find_map(|k| a[*k].as_str()).unwrap_or("systemd");
                 out.push((h["host"].as_str().unwrap().into(), a["action"].as_str().unwrap().into(), target.into()));

@@ -37,11 +37,11 @@ fn plan_json(inventory: &str) -> (i32, Value, String) {
     (code(&out), v, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// (host, action, path-or-unit) of every action.
+/// (host, action, path-or-unit) of every action (rolling stages included).
 fn actions(plan: &Value) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for phase in plan["phases"].as_array().unwrap() {
-        for h in phase["hosts"].as_array().unwrap() {
+        for h in phase["hosts"].as_array().unwrap().iter().chain(phase["stages"].as_array().unwrap()) {
             for a in h["actions"].as_array().unwrap() {
                 let target = ["path", "unit"].iter().find_map(|k| a[*k].as_str()).unwrap_or("");
                 out.push((h["host"].as_str().unwrap().into(), a["action"].as_str().unwrap().into(), target.into()));

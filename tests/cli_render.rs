@@ -45,7 +45,7 @@ fn writes_the_tree_and_a_truthful_manifest() {
     let out = provision(dir.path(), &["render", "inv.toml", "--out", "out"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("cp1") && text.contains("worker2") && text.contains("135 files on 5 hosts"), "{text}");
+    assert!(text.contains("cp1") && text.contains("worker2") && text.contains("138 files on 5 hosts"), "{text}");
 
     let files = tree(&dir.path().join("out"));
     assert!(files.contains_key("cp1/etc/systemd/system/etcd.service"));

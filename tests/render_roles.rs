@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fixture_pki, inventory, with_kubernetes};
-use provision::cis::view::exec_start_argv;
+use provision::cis::view::{exec_start_argv, rendered_argv};
 use provision::desired::{Component, DesiredHost};
 use provision::render::{Templates, paths, render};
 
@@ -105,7 +105,8 @@ fn modes_owners_and_secret_flags() {
         for h in &r.desired.hosts {
             let ctx = format!("{name}/{}", h.host);
             for f in &h.files {
-                if f.path.ends_with(".key") || f.path.ends_with(".conf") || f.path.ends_with("kubeconfig") {
+                let dropin = f.path.starts_with("/etc/systemd/");
+                if f.path.ends_with(".key") || (f.path.ends_with(".conf") && !dropin) || f.path.ends_with("kubeconfig") {
                     assert_eq!(f.mode, 0o600, "{ctx}: {}", f.path);
                     assert!(f.secret, "{ctx}: {} must be secret", f.path);
                 }
@@ -149,20 +150,23 @@ fn yaml_files_parse_and_flags_are_flag_equals_value() {
             for f in &h.files {
                 let ctx = format!("{name}/{}: {}", h.host, f.path);
                 let text = std::str::from_utf8(&f.content).unwrap_or_else(|_| panic!("{ctx} is not UTF-8"));
-                if f.path.ends_with(".yaml") || f.path.ends_with(".conf") || f.path.ends_with("kubeconfig") {
+                let dropin = f.path.starts_with("/etc/systemd/");
+                if f.path.ends_with(".yaml") || (f.path.ends_with(".conf") && !dropin) || f.path.ends_with("kubeconfig") {
                     let doc: serde_yaml_ng::Value =
                         serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{ctx}: not YAML: {e}"));
                     assert!(doc.get("apiVersion").is_some() && doc.get("kind").is_some(), "{ctx}");
                 }
                 if f.path.ends_with(".service") {
                     assert!(!text.contains("{{") && !text.contains("{%"), "{ctx}");
-                    let argv = exec_start_argv(text).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    // As systemd runs it: drop-ins' $VARIABLES expanded (etcd's bootstrap flags).
+                    let unit = f.path.rsplit('/').next().unwrap();
+                    let argv = rendered_argv(h, unit).unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     for arg in &argv[1..] {
                         assert!(arg.starts_with("--") && arg.contains('='), "{ctx}: {arg} is not --flag=value");
                         assert!(!arg.ends_with('='), "{ctx}: {arg} has an empty value");
                     }
                     // One flag per line: every continuation line holds exactly one argument.
-                    for line in text.lines().filter(|l| l.starts_with("  --")) {
+                    for line in text.lines().filter(|l| l.starts_with("  --") || l.starts_with("  $")) {
                         assert_eq!(line.trim_end_matches(" \\").split_whitespace().count(), 1, "{ctx}: {line}");
                     }
                 }
@@ -311,4 +315,46 @@ fn debug_output_never_shows_key_material() {
     let dbg = format!("{r:?}");
     assert!(dbg.contains("/etc/kubernetes/pki/ca.key"));
     assert!(!dbg.contains("PRIVATE KEY") && !dbg.contains("client-key-data"), "Debug leaks file contents");
+}
+
+/// Issue #11: adding an etcd host must not change what a running member's unit watches
+/// (that would restart every member at once); only the bootstrap drop-in, written while a
+/// member has no data, names the new member list.
+#[test]
+fn a_grown_inventory_changes_no_watched_file_of_existing_members() {
+    let small = inventory("lab");
+    let mut grown = small.clone();
+    let mut node4 = grown.hosts[2].clone();
+    node4.name = "node4".into();
+    node4.address = "127.0.1.4".parse().unwrap();
+    grown.hosts.push(node4);
+    // One PKI for both renders: the certificates of node1..3 are the same bytes.
+    let pki = fixture_pki(&grown);
+    let t = Templates::embedded().unwrap();
+    let before = render(&small, &pki, &t).unwrap();
+    let after = render(&grown, &pki, &t).unwrap();
+    for name in ["node1", "node2", "node3"] {
+        let (b, a) = (host(&before.desired.hosts, name), host(&after.desired.hosts, name));
+        for unit in &a.units {
+            for w in &unit.watches {
+                let (old, new) = (b.file(w).unwrap(), a.file(w).unwrap());
+                assert_eq!(old.sha256_hex(), new.sha256_hex(), "{name}: {} watches {w}, which changed", unit.name);
+            }
+        }
+        let dropin = |h: &DesiredHost| h.file(paths::ETCD_BOOTSTRAP_DROPIN).unwrap().clone();
+        assert_ne!(dropin(b).sha256_hex(), dropin(a).sha256_hex(), "{name}: the drop-in names the new member");
+        assert_eq!(dropin(a).only_while_missing.as_deref(), Some("/var/lib/etcd/member"), "{name}");
+        assert!(a.units.iter().all(|u| !u.watches.contains(&paths::ETCD_BOOTSTRAP_DROPIN.to_string())), "{name}");
+        // The process still gets every bootstrap flag as --flag=value on its command line.
+        let view = provision::cis::HostView::from_desired(a).unwrap();
+        assert_eq!(
+            view.flag("etcd", "initial-cluster"),
+            Some(
+                "node1=https://127.0.1.1:2380,node2=https://127.0.1.2:2380,node3=https://127.0.1.3:2380,\
+                 node4=https://127.0.1.4:2380"
+            )
+        );
+        assert_eq!(view.flag("etcd", "initial-cluster-state"), Some("new"));
+        assert_eq!(view.flag("etcd", "initial-cluster-token"), Some("provision-lab"));
+    }
 }

@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::plan::action::{Action, Phase, Wait};
+use crate::plan::rollout::Gate;
 use crate::plan::render_text;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,14 @@ pub enum Event<'a> {
     WaitStart { phase: Phase, wait: &'a Wait },
     WaitDone { phase: Phase, wait: &'a Wait, ms: u64 },
     HostError { phase: Phase, host: &'a str, error: String },
+    /// The verified etcd snapshot taken before the phase changed anything.
+    SnapshotDone { phase: Phase, path: &'a str, size: u64, member: &'a str, ms: u64 },
+    /// A rolling-restart stage begins (`stage` counts from 1).
+    StageStart { phase: Phase, stage: usize, of: usize, host: &'a str },
+    /// etcd leadership was handed over before restarting the leader.
+    LeaderMoved { from: &'a str, to: &'a str, ms: u64 },
+    /// The stage's gate held: the rollout moves on.
+    GateDone { phase: Phase, host: &'a str, gate: &'a Gate, ms: u64 },
     PhaseEnd { phase: Phase, ok: bool, failed_hosts: Vec<&'a str>, ms: u64 },
     Summary { ok: bool, changes_made: usize, failed_hosts: Vec<String>, interrupted: bool, ms: u64, message: String },
 }
@@ -125,6 +134,17 @@ fn text_line(event: &Event<'_>) -> Option<String> {
             // printed with the plan for preflight problems: one line here.
             let error = error.strip_prefix(&format!("{host}: ")).unwrap_or(error);
             format!("{host}: FAILED in {phase}: {}", error.lines().next().unwrap_or_default())
+        }
+        Event::SnapshotDone { path, size, member, ms, .. } => format!(
+            "   etcd snapshot saved (verified): {path} ({size} bytes from {member}, {:.1}s)",
+            *ms as f64 / 1000.0
+        ),
+        Event::StageStart { phase, stage, of, host } => format!("== {phase} rolling restart {stage}/{of}: {host}"),
+        Event::LeaderMoved { from, to, ms } => {
+            format!("   etcd leadership moved from {from} to {to} in {:.1}s", *ms as f64 / 1000.0)
+        }
+        Event::GateDone { host, gate, ms, .. } => {
+            format!("   gate passed on {host} in {:.1}s: {}", *ms as f64 / 1000.0, gate.describe())
         }
         Event::PhaseEnd { .. } => return None,
         Event::Summary { .. } => return None,

@@ -8,6 +8,7 @@
 pub mod cancel;
 pub mod events;
 pub mod phases;
+pub mod rollout;
 pub mod run_action;
 pub mod wait_units;
 
@@ -79,7 +80,8 @@ pub async fn execute(plan: &Plan, ctx: &ApplyContext<'_>) -> Outcome {
         }
         let started = Instant::now();
         let hosts: Vec<&str> = phase_plan.hosts.iter().map(|h| h.host.as_str()).collect();
-        let actions = phase_plan.hosts.iter().map(|h| h.actions.len()).sum();
+        let actions = phase_plan.hosts.iter().map(|h| h.actions.len()).sum::<usize>()
+            + phase_plan.stages.iter().map(|s| s.actions.len()).sum::<usize>();
         ctx.reporter.emit(Event::PhaseStart { phase: phase_plan.phase, hosts, actions });
         let result = phases::run(phase_plan, ctx).await;
         outcome.changes_made += result.done;

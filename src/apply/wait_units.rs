@@ -100,7 +100,7 @@ fn parse_show(out: &str) -> Vec<Status> {
     all
 }
 
-async fn journal_tail(session: &Session, unit: &str) -> String {
+pub(crate) async fn journal_tail(session: &Session, unit: &str) -> String {
     let cmd = format!("journalctl -u {} -n 15 --no-pager -o cat 2>&1", shell_quote(unit));
     match session.exec(&cmd, None).await {
         Ok(out) => String::from_utf8_lossy(&out.stdout).trim_end().to_string(),

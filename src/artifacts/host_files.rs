@@ -48,6 +48,7 @@ fn file(binary: Binary, content: Arc<Vec<u8>>) -> ManagedFile {
         content,
         secret: false,
         component: binary.component(),
+        only_while_missing: None,
     }
 }
 

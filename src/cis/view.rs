@@ -93,14 +93,7 @@ impl HostView {
             );
         }
         for unit in &host.units {
-            let path = paths::unit_path(&unit.name);
-            let file = host
-                .file(&path)
-                .with_context(|| format!("host {}: unit {} has no unit file {path}", host.host, unit.name))?;
-            let text = std::str::from_utf8(&file.content)
-                .with_context(|| format!("host {}: {path} is not UTF-8", host.host))?;
-            let argv = exec_start_argv(text).with_context(|| format!("host {}: {path}", host.host))?;
-            view.add_process(&argv)?;
+            view.add_process(&rendered_argv(host, &unit.name)?)?;
         }
         Ok(view)
     }
@@ -154,6 +147,56 @@ pub fn exec_start_argv(unit: &str) -> anyhow::Result<Vec<String>> {
         bail!("ExecStart= names no program");
     }
     Ok(argv)
+}
+
+/// The argv systemd will start `unit` of a rendered host with: its ExecStart= with the
+/// `$VARIABLES` of its rendered drop-ins expanded.
+pub fn rendered_argv(host: &DesiredHost, unit: &str) -> anyhow::Result<Vec<String>> {
+    let path = paths::unit_path(unit);
+    let file = host.file(&path).with_context(|| format!("host {}: unit {unit} has no unit file {path}", host.host))?;
+    let text = std::str::from_utf8(&file.content).with_context(|| format!("host {}: {path} is not UTF-8", host.host))?;
+    let argv = exec_start_argv(text).with_context(|| format!("host {}: {path}", host.host))?;
+    Ok(expand_env(argv, &dropin_environment(host, unit)?))
+}
+
+/// `Environment=` assignments of `unit`'s rendered drop-ins (`<unit>.d/*.conf`, in name
+/// order, later wins as in systemd), so the view shows the flags the process will get.
+fn dropin_environment(host: &DesiredHost, unit: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let prefix = format!("{}.d/", paths::unit_path(unit));
+    let mut dropins: Vec<_> =
+        host.files.iter().filter(|f| f.path.starts_with(&prefix) && f.path.ends_with(".conf")).collect();
+    dropins.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut env = BTreeMap::new();
+    for f in dropins {
+        let what = || format!("host {}: {}", host.host, f.path);
+        let text = std::str::from_utf8(&f.content).with_context(what)?;
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix("Environment=") else { continue };
+            for word in split_words(rest).with_context(what)? {
+                if let Some((k, v)) = word.split_once('=') {
+                    env.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// systemd's expansion of ExecStart words: `$NAME` alone becomes the value split at
+/// whitespace (an unset one: no word), `${NAME}` the value as one word.
+fn expand_env(argv: Vec<String>, env: &BTreeMap<String, String>) -> Vec<String> {
+    let is_name = |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut out = Vec::with_capacity(argv.len());
+    for word in argv {
+        if let Some(name) = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
+            out.push(env.get(name).cloned().unwrap_or_default());
+        } else if let Some(name) = word.strip_prefix('$').filter(is_name) {
+            out.extend(env.get(name).into_iter().flat_map(|v| v.split_whitespace().map(str::to_string)));
+        } else {
+            out.push(word);
+        }
+    }
+    out
 }
 
 fn split_words(s: &str) -> anyhow::Result<Vec<String>> {
@@ -240,6 +283,13 @@ mod tests {
         v.add_process(&argv).unwrap();
         assert_eq!(v.flag("kube-apiserver", "profiling"), Some("false"));
         assert!(v.runs("kube-apiserver"));
+    }
+
+    #[test]
+    fn environment_words_expand_like_systemd() {
+        let env = BTreeMap::from([("F".to_string(), "--a=1 --b=2".to_string()), ("G".to_string(), "x y".to_string())]);
+        let argv: Vec<String> = ["/bin/etcd", "$F", "${G}", "$UNSET", "--c=3"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(expand_env(argv, &env), vec!["/bin/etcd", "--a=1", "--b=2", "x y", "--c=3"]);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct ApplyArgs {
     /// Skip the `provision verify` run at the end.
     #[arg(long)]
     pub no_verify: bool,
+    /// Skip the etcd snapshot taken before running etcd members are restarted.
+    #[arg(long)]
+    pub no_backup: bool,
 }
 
 pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -65,7 +68,10 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let cancel = Cancel::on_ctrl_c();
         let prepared = pipeline::prepare(&args.inventory, &opts).await?;
-        let plan = prepared.plan_apply();
+        let mut plan = prepared.plan_apply();
+        if args.no_backup {
+            plan.phases.iter_mut().for_each(|p| p.snapshot = None);
+        }
         let mut result =
             execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
         if matches!(result, Ok(ExitCode::OK)) {

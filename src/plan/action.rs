@@ -41,26 +41,13 @@ impl Phase {
         Phase::Kubelet,
     ];
 
+    /// The phase that installs `component` (from the phase table, `phase_spec`).
     pub fn of(component: Component) -> Phase {
-        match component {
-            Component::Base => Phase::Base,
-            Component::Etcd => Phase::Etcd,
-            Component::KubeApiserver => Phase::KubeApiserver,
-            Component::KubeControllerManager | Component::KubeScheduler => Phase::Controllers,
-            Component::Kubelet => Phase::Kubelet,
-        }
+        super::phase_spec::phase_of(component)
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Phase::Preflight => "preflight",
-            Phase::Base => "base",
-            Phase::Etcd => "etcd",
-            Phase::KubeApiserver => "kube-apiserver",
-            Phase::Controllers => "controller-manager+scheduler",
-            Phase::BootstrapRbac => "bootstrap-rbac",
-            Phase::Kubelet => "kubelet",
-        }
+        super::phase_spec::spec(self).name
     }
 }
 

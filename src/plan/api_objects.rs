@@ -28,7 +28,7 @@ pub fn add_phase(plan: &mut Plan, api: &Observation) {
         })
         .collect();
     let hosts = if actions.is_empty() { vec![] } else { vec![HostSteps { host: api.host.clone(), actions }] };
-    let phase = PhasePlan { phase: Phase::BootstrapRbac, hosts, waits: vec![] };
+    let phase = PhasePlan { phase: Phase::BootstrapRbac, hosts, waits: vec![], stages: vec![], snapshot: None };
     let at = plan.phases.iter().position(|p| p.phase > Phase::BootstrapRbac).unwrap_or(plan.phases.len());
     plan.phases.insert(at, phase);
     plan.count_changes();
@@ -54,7 +54,7 @@ mod tests {
     }
 
     fn plan_with(phases: &[Phase]) -> Plan {
-        let phases = phases.iter().map(|&phase| PhasePlan { phase, hosts: vec![], waits: vec![] }).collect();
+        let phases = phases.iter().map(|&phase| PhasePlan { phase, hosts: vec![], waits: vec![], stages: vec![], snapshot: None }).collect();
         Plan { kind: PlanKind::Apply, cluster: "c".into(), hosts: vec![], phases, changes: 0 }
     }
 

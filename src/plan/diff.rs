@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::{Action, Content, HostUnits, Mode, Phase, RestartReason, Wait, WriteReason};
 use super::facts::{HostFacts, PathState};
+use super::phase_spec::{AfterStart, spec};
 use super::{HostReport, HostSteps, PhasePlan, Plan, PlanKind};
 use crate::desired::{Component, DesiredHost, DesiredState};
 
@@ -55,7 +56,7 @@ pub fn plan_apply(
     for phase in phases_of(desired) {
         let hosts = per_phase.remove(&phase).unwrap_or_default();
         let waits = waits_for(phase, desired, &hosts, unsettled.remove(&phase).unwrap_or_default());
-        phases.push(PhasePlan { phase, hosts, waits });
+        phases.push(PhasePlan { phase, hosts, waits, stages: Vec::new(), snapshot: None });
     }
     let mut plan = Plan { kind: PlanKind::Apply, cluster: cluster.to_string(), hosts: reports, phases, changes: 0 };
     plan.count_changes();
@@ -104,19 +105,21 @@ fn waits_for(phase: Phase, desired: &DesiredState, hosts: &[HostSteps], unsettle
     if started.is_empty() {
         return Vec::new();
     }
-    if phase == Phase::Etcd {
-        let members = desired
-            .hosts
-            .iter()
-            .filter(|h| h.units.iter().any(|u| u.component == Component::Etcd))
-            .map(|h| h.host.clone())
-            .collect();
-        vec![Wait::UnitsActive { hosts: started }, Wait::EtcdQuorum { members }]
-    } else if phase == Phase::KubeApiserver {
-        let hosts = started.iter().map(|h| h.host.clone()).collect();
-        vec![Wait::UnitsActive { hosts: started }, Wait::ApiserverReady { hosts }]
-    } else {
-        vec![Wait::UnitsActive { hosts: started }]
+    match spec(phase).after_start {
+        AfterStart::EtcdQuorum => {
+            let members = desired
+                .hosts
+                .iter()
+                .filter(|h| h.units.iter().any(|u| u.component == Component::Etcd))
+                .map(|h| h.host.clone())
+                .collect();
+            vec![Wait::UnitsActive { hosts: started }, Wait::EtcdQuorum { members }]
+        }
+        AfterStart::ApiserverReady => {
+            let hosts = started.iter().map(|h| h.host.clone()).collect();
+            vec![Wait::UnitsActive { hosts: started }, Wait::ApiserverReady { hosts }]
+        }
+        AfterStart::UnitsActive => vec![Wait::UnitsActive { hosts: started }],
     }
 }
 
@@ -179,6 +182,11 @@ pub fn diff_host(d: &DesiredHost, f: &HostFacts) -> HostDiff {
     let mut rewritten: BTreeSet<String> = BTreeSet::new();
     let mut unit_files_written: BTreeMap<Phase, Vec<String>> = BTreeMap::new();
     for file in &d.files {
+        // Once its guard exists (etcd's data), a bootstrap-only file is the host's own:
+        // never rewritten, so nothing of a running member changes when the inventory grows.
+        if file.only_while_missing.as_deref().is_some_and(|g| *f.path(g) != PathState::Missing) {
+            continue;
+        }
         let why = match f.path(&file.path) {
             PathState::Missing => vec![WriteReason::Create],
             // A symlink (e.g. a masked unit -> /dev/null) is replaced by the rename,
@@ -330,6 +338,7 @@ mod tests {
             content: Arc::new(content.as_bytes().to_vec()),
             secret: path.ends_with(".key"),
             component,
+            only_while_missing: None,
         }
     }
 
@@ -400,6 +409,33 @@ mod tests {
 
     fn all(diff: &HostDiff) -> Vec<&Action> {
         diff.actions.values().flatten().collect()
+    }
+
+    /// etcd's bootstrap drop-in: written on a fresh member, left alone (whatever its
+    /// content, and never a restart or reload) once the member has data.
+    #[test]
+    fn a_bootstrap_only_file_is_written_only_before_the_data_exists() {
+        let mut d = etcd_host();
+        let dropin = "/etc/systemd/system/etcd.service.d/10-bootstrap.conf";
+        let mut boot = file(dropin, "--initial-cluster=a", 0o600, Component::Etcd);
+        boot.only_while_missing = Some("/var/lib/etcd/member".into());
+        d.files.push(boot);
+        let mut f = converged(&d);
+        // The inventory grew: the rendered drop-in now names another member.
+        let grown = Arc::new(b"--initial-cluster=a,b".to_vec());
+        d.files.last_mut().unwrap().content = grown.clone();
+        let fresh = diff_host(&d, &f);
+        let acts = all(&fresh);
+        assert_eq!(acts.len(), 2, "{acts:?}");
+        assert!(matches!(acts[0], Action::WriteFile { path, content, .. } if path == dropin && content.0 == grown));
+        // A drop-in needs a reload; it is not watched, so nothing restarts.
+        assert!(matches!(acts[1], Action::DaemonReload { because } if because == &[dropin.to_string()]));
+        f.paths.insert("/var/lib/etcd/member".into(), PathState::Dir(Ownership { mode: 0o700, owner: "etcd".into(), group: "etcd".into() }));
+        let with_data = diff_host(&d, &f);
+        assert!(all(&with_data).is_empty(), "a member with data must not change: {:?}", with_data.actions);
+        // Even a missing drop-in is not written back once the member has data.
+        f.paths.remove(dropin);
+        assert!(all(&diff_host(&d, &f)).is_empty());
     }
 
     #[test]

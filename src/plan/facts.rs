@@ -43,6 +43,9 @@ impl FactsRequest {
         }
         for file in &host.files {
             req.paths.insert(file.path.clone());
+            if let Some(guard) = &file.only_while_missing {
+                req.paths.insert(guard.clone());
+            }
             req.users.insert(file.owner.clone());
             req.groups.insert(file.group.clone());
             if let Some(parent) = parent_dir(&file.path) {

@@ -8,9 +8,11 @@ pub mod action;
 pub mod api_objects;
 pub mod diff;
 pub mod facts;
+pub mod phase_spec;
 pub mod pipeline;
 pub mod render_text;
 pub mod reset;
+pub mod rollout;
 
 use serde::Serialize;
 
@@ -55,6 +57,13 @@ pub struct PhasePlan {
     /// Hosts that have actions in this phase, in inventory order.
     pub hosts: Vec<HostSteps>,
     pub waits: Vec<Wait>,
+    /// Restarts of running units, one host per stage, each gated (`rollout`): apply runs
+    /// them after the hosts' other actions and the waits, in this order.
+    pub stages: Vec<rollout::Stage>,
+    /// A verified etcd snapshot to the operator's machine, taken before this phase
+    /// changes anything (before restarting running etcd members).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<rollout::Snapshot>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,15 +81,25 @@ impl Plan {
         self.changes == 0 && self.phases.iter().all(|p| p.waits.is_empty())
     }
 
-    /// The actions of one host, phase by phase (for the per-host text view).
+    /// The actions of one host, phase by phase, staged restarts after the phase's other
+    /// actions (for the per-host text view).
     pub fn host_actions<'a>(&'a self, host: &'a str) -> impl Iterator<Item = (Phase, &'a Action)> + 'a {
         self.phases.iter().flat_map(move |p| {
-            p.hosts.iter().filter(move |h| h.host == host).flat_map(move |h| h.actions.iter().map(move |a| (p.phase, a)))
+            let steps = p.hosts.iter().filter(move |h| h.host == host).flat_map(|h| h.actions.iter());
+            let staged = p.stages.iter().filter(move |s| s.host == host).flat_map(|s| s.actions.iter());
+            steps.chain(staged).map(move |a| (p.phase, a))
         })
     }
 
     pub(crate) fn count_changes(&mut self) {
-        self.changes = self.phases.iter().flat_map(|p| &p.hosts).map(|h| h.actions.len()).sum();
+        self.changes = self
+            .phases
+            .iter()
+            .map(|p| {
+                p.hosts.iter().map(|h| h.actions.len()).sum::<usize>()
+                    + p.stages.iter().map(|s| s.actions.len()).sum::<usize>()
+            })
+            .sum();
     }
 }
 
@@ -108,6 +127,7 @@ mod tests {
                 content: Arc::new(b"-----BEGIN PRIVATE KEY-----".to_vec()),
                 secret: true,
                 component: Component::Etcd,
+                only_while_missing: None,
             }],
             units: vec![ManagedUnit {
                 name: "etcd.service".into(),
@@ -132,7 +152,7 @@ mod tests {
         assert_eq!(keys(&v["hosts"][0]), ["address", "arch", "host", "os", "problems", "systemd", "warnings"]);
         assert_eq!(v["phases"][0]["phase"], "preflight");
         let etcd = &v["phases"][1];
-        assert_eq!(keys(etcd), ["hosts", "phase", "waits"]);
+        assert_eq!(keys(etcd), ["hosts", "phase", "stages", "waits"]);
         assert_eq!(etcd["phase"], "etcd");
         let write = &etcd["hosts"][0]["actions"][0];
         assert_eq!(keys(write), ["action", "group", "mode", "owner", "path", "secret", "sha256", "size", "why"]);

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::Plan;
 use super::api_objects;
+use super::rollout::{self, EtcdNow};
 use super::diff::plan_apply;
 use super::reset::{ResetOptions, plan_reset};
 use crate::apply::phases::preflight::{self, ExtraPaths, Gathered};
@@ -43,6 +44,8 @@ pub struct Prepared {
     /// Cluster objects apply owns (the bootstrap RBAC), with what the API held for each
     /// when the plan was made. None without a control plane, and for reset.
     pub api: Option<Observation>,
+    /// The running etcd cluster as etcd-client saw it (its leader goes last in a rollout).
+    pub etcd_now: EtcdNow,
     pub timings: Timings,
 }
 
@@ -71,7 +74,18 @@ impl Prepared {
         if let Some(api) = &self.api {
             api_objects::add_phase(&mut plan, api);
         }
+        let members: Vec<String> = crate::etcd::members(inv).into_iter().map(|m| m.name).collect();
+        let backups = self.backup_dir();
+        let backup = Some((backups.to_str().unwrap_or_default(), inv.etcd.backup_retention.max(1) as usize));
+        rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
+        let data_guard = format!("{}/member", inv.etcd.data_dir);
+        rollout::refuse_unplanned_joins(&mut plan, &self.gathered.facts, &members, &data_guard);
         plan
+    }
+
+    /// Where apply's snapshots go: the same directory as `provision etcd backup`'s.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.state.root().join("backups")
     }
 
     pub fn plan_reset(&self, purge_data: bool) -> Plan {
@@ -137,6 +151,7 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         Some(host) => Some(bootstrap::observe(inv, &pki, host, gathered.facts.get(&host.name), api_objects).await),
         None => None,
     };
+    let etcd_now = if opts.binary_paths_only { EtcdNow::default() } else { read_etcd(inv, &state, &pki, &gathered).await };
     let timings = Timings { load_pki_render, connect_and_facts, artifacts: artifacts_time };
     if std::env::var_os("PROVISION_TIMINGS").is_some() {
         eprintln!(
@@ -146,7 +161,26 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
             timings.artifacts.as_secs_f64() * 1000.0
         );
     }
-    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api, timings })
+    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api, etcd_now, timings })
+}
+
+/// The leader of the running etcd cluster, read over etcd-client when any member's etcd
+/// runs (reads only: `plan` changes nothing). Unknown when etcd does not answer; the
+/// rollout then keeps inventory order (the stage gates still hold quorum).
+async fn read_etcd(inv: &Inventory, state: &StateDir, pki: &Pki, gathered: &Gathered) -> EtcdNow {
+    let members = crate::etcd::members(inv);
+    let running = members.iter().any(|m| {
+        gathered.facts.get(&m.name).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active")
+    });
+    if !running {
+        return EtcdNow::default();
+    }
+    let Ok(creds) = crate::etcd::credentials::ClientCredentials::from_pki(pki, &state.pki_dir()) else {
+        return EtcdNow::default();
+    };
+    let opts = crate::etcd::health::HealthOptions::for_cluster(inv, Duration::from_secs(3));
+    let health = crate::etcd::health::check(&members, &creds, opts).await;
+    EtcdNow { leader: health.leader }
 }
 
 /// The etcd data dir on etcd members: reset --purge-data removes it, so its state is

@@ -62,8 +62,43 @@ pub fn render(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    let stages = stages_text(plan);
+    if !stages.is_empty() {
+        out.push_str("Rolling restarts (one host at a time; each waits for its gate, a failed gate stops the rollout):\n");
+        out.push_str(&stages);
+        out.push('\n');
+    }
     out.push_str(&summary(plan));
     out.push('\n');
+    out
+}
+
+/// One line per stage: order, host, what restarts, and the gate after it.
+fn stages_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for p in &plan.phases {
+        if let Some(s) = &p.snapshot {
+            let _ = writeln!(
+                out,
+                "  {} first: etcd snapshot to {} (verified, newest {} kept; --no-backup skips it), because {}",
+                p.phase, s.dir, s.keep, s.because
+            );
+        }
+        let n = p.stages.len();
+        for (i, s) in p.stages.iter().enumerate() {
+            let restarts: Vec<String> = s.actions.iter().map(line).collect();
+            let leader = s.move_leader_to.as_deref().map(|to| format!("move etcd leadership to {to}, then ")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {}/{n} {}: {leader}{}; gate: {}",
+                p.phase,
+                i + 1,
+                s.host,
+                restarts.join(", "),
+                s.gate.describe()
+            );
+        }
+    }
     out
 }
 

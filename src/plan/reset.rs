@@ -53,7 +53,13 @@ pub fn plan_reset(
     order.insert(0, Phase::Preflight);
     let phases = order
         .into_iter()
-        .map(|phase| PhasePlan { phase, hosts: per_phase.remove(&phase).unwrap_or_default(), waits: Vec::new() })
+        .map(|phase| PhasePlan {
+            phase,
+            hosts: per_phase.remove(&phase).unwrap_or_default(),
+            waits: Vec::new(),
+            stages: Vec::new(),
+            snapshot: None,
+        })
         .collect();
     let mut plan = Plan { kind: PlanKind::Reset, cluster: cluster.to_string(), hosts: reports, phases, changes: 0 };
     plan.count_changes();
@@ -162,6 +168,7 @@ mod tests {
             content: Arc::new(vec![1]),
             secret: false,
             component: Component::Etcd,
+            only_while_missing: None,
         };
         DesiredHost {
             host: "node1".into(),

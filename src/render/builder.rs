@@ -60,6 +60,7 @@ impl HostBuilder {
             content: Arc::new(content),
             secret,
             component,
+            only_while_missing: None,
         };
         match self.files.get_mut(path) {
             None => {
@@ -82,6 +83,23 @@ impl HostBuilder {
 
     pub fn text(&mut self, path: &str, perm: Perm, content: String, component: Component) -> anyhow::Result<()> {
         self.file(path, perm, content.into_bytes(), false, component)
+    }
+
+    /// A file written only while `guard` is missing on the host (see
+    /// `ManagedFile::only_while_missing`): e.g. etcd's bootstrap flags, guarded by its data.
+    pub fn text_until(
+        &mut self,
+        path: &str,
+        perm: Perm,
+        content: String,
+        component: Component,
+        guard: &str,
+    ) -> anyhow::Result<()> {
+        self.text(path, perm, content, component)?;
+        if let Some(f) = self.files.get_mut(path) {
+            f.only_while_missing = Some(guard.to_string());
+        }
+        Ok(())
     }
 
     pub fn secret(&mut self, path: &str, perm: Perm, content: &str, component: Component) -> anyhow::Result<()> {

@@ -63,6 +63,9 @@ pub const KUBE_PROXY_CONFIG: &str = "/var/lib/kube-proxy/kube-proxy-config.yaml"
 pub const KUBE_PROXY_KUBECONFIG: &str = "/var/lib/kube-proxy/kubeconfig";
 
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
+/// etcd.service's drop-in directory and its bootstrap-only flags (templates/etcd-bootstrap.conf).
+pub const ETCD_DROPIN_DIR: &str = "/etc/systemd/system/etcd.service.d";
+pub const ETCD_BOOTSTRAP_DROPIN: &str = "/etc/systemd/system/etcd.service.d/10-bootstrap.conf";
 
 /// Kubernetes binaries are always installed here (downloaded or from a directory).
 pub const KUBE_BIN_DIR: &str = "/usr/local/bin";

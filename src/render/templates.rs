@@ -17,6 +17,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("etcd-backup.service", include_str!("../../templates/etcd-backup.service")),
     ("etcd-backup.timer", include_str!("../../templates/etcd-backup.timer")),
     ("etcd-backup.sh", include_str!("../../templates/etcd-backup.sh")),
+    ("etcd-bootstrap.conf", include_str!("../../templates/etcd-bootstrap.conf")),
     ("kube-apiserver.service", include_str!("../../templates/kube-apiserver.service")),
     ("kube-controller-manager.service", include_str!("../../templates/kube-controller-manager.service")),
     ("kube-scheduler.service", include_str!("../../templates/kube-scheduler.service")),

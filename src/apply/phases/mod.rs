@@ -53,6 +53,13 @@ impl Step {
 /// A service phase: prepare every host, then start them together, then wait.
 /// Hosts that failed to prepare are not started and not waited for.
 pub async fn prepare_start_wait(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
+    if let Some(snapshot) = &plan.snapshot
+        && let Err(e) = super::rollout::take_snapshot(plan.phase, snapshot, ctx).await
+    {
+        // Nothing of the phase ran: the cluster is as it was.
+        let error = format!("{e:#} (nothing was changed in this phase; --no-backup skips the snapshot)");
+        return PhaseResult { wait_failures: vec![error], ..Default::default() };
+    }
     let mut result = run_step(plan.phase, &plan.hosts, Step::Prepare, ctx, &[]).await;
     if ctx.cancel.is_cancelled() {
         return result;
@@ -77,9 +84,15 @@ pub async fn prepare_start_wait(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> Pha
             Ok(()) => ctx.reporter.emit(Event::WaitDone { phase: plan.phase, wait, ms: t.elapsed().as_millis() as u64 }),
             Err(e) => {
                 result.wait_failures.push(format!("{e:#}"));
-                break;
+                return result;
             }
         }
+    }
+    if result.failed.is_empty() && !plan.stages.is_empty() {
+        let rolled = super::rollout::run(plan.phase, &plan.stages, ctx).await;
+        result.done += rolled.done;
+        result.failed.extend(rolled.failed);
+        result.wait_failures.extend(rolled.wait_failures);
     }
     result
 }

@@ -109,21 +109,14 @@ async fn connect_and_gather(
     Ok((session, f))
 }
 
-/// The TCP ports each managed unit's daemon listens on (from the inventory; the
-/// controller-manager, scheduler and kubelet use their upstream secure ports). Keyed by the
-/// unit itself, not its component: a component also has units that listen on nothing (the
-/// etcd backup timer, kube-proxy beside the kubelet), and a port taken by the running
-/// daemon must not be blamed on a sibling unit that is not running.
+/// The TCP ports each managed unit's daemon listens on, from the phase table
+/// (`phase_spec::daemon_ports`: only a component's daemon unit owns its ports).
 pub fn expected_ports(inventory: &Inventory, host: &DesiredHost) -> Vec<(u16, String)> {
     let mut out = Vec::new();
     for u in &host.units {
-        let ports: &[u16] = match u.name.as_str() {
-            "etcd.service" => &[inventory.etcd.client_port, inventory.etcd.peer_port],
-            "kube-apiserver.service" => &[inventory.cluster.api_port],
-            "kube-controller-manager.service" => &[10257],
-            "kube-scheduler.service" => &[10259],
-            "kubelet.service" => &[10250],
-            _ => &[],
+        let ports = match crate::plan::phase_spec::daemon_ports(u.component, inventory) {
+            Some((daemon, ports)) if daemon == u.name => ports,
+            _ => Vec::new(),
         };
         out.extend(ports.iter().map(|p| (*p, u.name.clone())));
     }

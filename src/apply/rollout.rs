@@ -1,0 +1,252 @@
+//! Executes a phase's rolling-restart stages (`plan::rollout`) exactly in plan order:
+//! per stage, hand etcd leadership over when the plan says so, restart the host's units
+//! and wait until they are up, then hold the gate. A failed step or gate stops the
+//! rollout there, naming the host and the reason; later hosts are not touched, and the
+//! next plan restarts them (their unit files are newer than their processes).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::events::Event;
+use super::{ApplyContext, PhaseResult};
+use crate::etcd::Member;
+use crate::etcd::backup::{self, BackupOptions};
+use crate::etcd::connect::{connect, within};
+use crate::etcd::credentials::ClientCredentials;
+use crate::etcd::health::{self, ClusterHealth, HealthOptions};
+use crate::plan::action::HostUnits;
+use crate::plan::action::{Action, Phase};
+use crate::plan::facts::shell_quote as q;
+use crate::plan::rollout::{Gate, Snapshot, Stage};
+
+pub async fn run(phase: Phase, stages: &[Stage], ctx: &ApplyContext<'_>) -> PhaseResult {
+    let mut result = PhaseResult::default();
+    for (i, stage) in stages.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        ctx.reporter.emit(Event::StageStart { phase, stage: i + 1, of: stages.len(), host: &stage.host });
+        if let Err(e) = run_stage(phase, stage, ctx, &mut result.done).await {
+            let rest: Vec<&str> = stages[i + 1..].iter().map(|s| s.host.as_str()).collect();
+            let untouched =
+                if rest.is_empty() { String::new() } else { format!("; not restarted: {}", rest.join(", ")) };
+            let error = format!("{e:#}");
+            ctx.reporter.emit(Event::HostError { phase, host: &stage.host, error: error.clone() });
+            result.wait_failures.push(format!(
+                "{phase} rolling restart stopped at stage {}/{} on {}: {error}{untouched} (run apply again to continue)",
+                i + 1,
+                stages.len(),
+                stage.host
+            ));
+            break;
+        }
+    }
+    result
+}
+
+/// The plan's snapshot before the phase changes anything: streamed from the best member
+/// (a healthy follower first), verified after writing, old ones pruned to `keep`.
+pub async fn take_snapshot(phase: Phase, snapshot: &Snapshot, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let t = Instant::now();
+    let health = health::check(&members, &creds, opts).await;
+    let candidates = backup::candidates(&members, &health);
+    if candidates.is_empty() {
+        bail!("no etcd member answered for the snapshot before {}: {}", snapshot.because, health.summary());
+    }
+    let opts = BackupOptions {
+        cluster: ctx.inventory.cluster.name.clone(),
+        dir: PathBuf::from(&snapshot.dir),
+        keep: Some(snapshot.keep),
+        timeout: Duration::from_secs(30),
+        progress: false,
+    };
+    let report = backup::backup(&candidates, &creds, &opts).await.context("etcd snapshot before the rollout")?;
+    let path = report.path.display().to_string();
+    ctx.reporter.emit(Event::SnapshotDone {
+        phase,
+        path: &path,
+        size: report.size,
+        member: &report.member,
+        ms: t.elapsed().as_millis() as u64,
+    });
+    Ok(())
+}
+
+async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &mut usize) -> anyhow::Result<()> {
+    if let Gate::EtcdMember { member } = &stage.gate {
+        quorum_without(member, ctx).await?;
+    }
+    if let Some(to) = &stage.move_leader_to {
+        let t = Instant::now();
+        if move_leader(&stage.host, to, ctx).await? {
+            ctx.reporter.emit(Event::LeaderMoved { from: &stage.host, to, ms: t.elapsed().as_millis() as u64 });
+        }
+    }
+    let session = ctx.sessions.get(&stage.host).context("no SSH session (preflight did not connect)")?;
+    for action in &stage.actions {
+        let Action::RestartUnit { unit, .. } = action else {
+            bail!("a rolling stage holds only restarts, not {}", action.target());
+        };
+        let t = Instant::now();
+        // Blocking (unlike the start-together step): the rollout must know the old
+        // process is gone before it judges the new one; Type=notify units return once ready.
+        let cmd = format!("systemctl reset-failed -- {u} 2>/dev/null; systemctl restart -- {u}", u = q(unit));
+        let restarted = tokio::select! {
+            r = tokio::time::timeout(ctx.wait_timeout, session.exec_checked(&cmd, None)) => r,
+            _ = ctx.cancel.cancelled() => bail!("interrupted while restarting {unit}"),
+        };
+        let failed = match restarted {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("{unit} failed to restart ({e:#})")),
+            Err(_) => Some(format!("{unit} did not come back within {}s", ctx.wait_timeout.as_secs())),
+        };
+        if let Some(why) = failed {
+            // The unit's own words say why (the systemctl error only says that it failed).
+            let journal = super::wait_units::journal_tail(session, unit).await;
+            let last = journal.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
+            // One line: the report names stage, host and reason on the line it starts.
+            let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+            bail!("{why}; journal: {}", last.join(" | "));
+        }
+        *done += 1;
+        ctx.reporter.emit(Event::ActionDone { phase, host: &stage.host, action, ms: t.elapsed().as_millis() as u64 });
+    }
+    let t = Instant::now();
+    gate(&stage.host, &stage.gate, ctx).await?;
+    ctx.reporter.emit(Event::GateDone {
+        phase,
+        host: &stage.host,
+        gate: &stage.gate,
+        ms: t.elapsed().as_millis() as u64,
+    });
+    Ok(())
+}
+
+async fn gate(host: &str, gate: &Gate, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let units_active = |units: &[String]| [HostUnits { host: host.to_string(), units: units.to_vec() }];
+    match gate {
+        Gate::EtcdMember { member } => etcd_member_caught_up(member, ctx).await,
+        Gate::ApiserverReady { units } => {
+            super::wait_units::wait(&units_active(units), &[], ctx).await?;
+            super::phases::kube_apiserver::wait_ready(&[host.to_string()], &[], ctx).await
+        }
+        Gate::UnitsActive { units } => super::wait_units::wait(&units_active(units), &[], ctx).await,
+    }
+}
+
+fn etcd_creds(ctx: &ApplyContext<'_>) -> anyhow::Result<(Vec<Member>, ClientCredentials, HealthOptions)> {
+    let members = crate::etcd::members(ctx.inventory);
+    let creds = ClientCredentials::from_pki(ctx.pki, &ctx.state.pki_dir())?;
+    Ok((members, creds, HealthOptions::for_cluster(ctx.inventory, Duration::from_secs(3))))
+}
+
+/// Waits until the members other than `member` hold a quorum on their own (healthy), so
+/// restarting `member` cannot lose it: e.g. a member still starting after an interrupted
+/// apply, or a dead host, makes the rollout wait (then stop), never take a second one down.
+async fn quorum_without(member: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let quorum = members.len() / 2 + 1;
+    let deadline = Instant::now() + ctx.wait_timeout;
+    loop {
+        let health = health::check(&members, &creds, opts).await;
+        let others: Vec<&str> =
+            health.members.iter().filter(|m| m.healthy && m.name != member).map(|m| m.name.as_str()).collect();
+        if others.len() >= quorum {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "restarting {member} would leave {} healthy of {} members ({}) and quorum needs {quorum}: \
+                 bring the other members back first ({})",
+                others.len(),
+                members.len(),
+                others.join(", "),
+                health.summary()
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for the etcd members other than {member}"),
+        }
+    }
+}
+
+/// The restarted member answers, the cluster has a leader and quorum, and the member's
+/// applied index reached the leader's raft index as read when the member first answered
+/// (it has replayed what it missed while down).
+async fn etcd_member_caught_up(member: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let deadline = Instant::now() + ctx.wait_timeout;
+    let mut target: Option<u64> = None;
+    loop {
+        let health = health::check(&members, &creds, opts).await;
+        let why_not = match member_progress(&health, member) {
+            Ok((applied, leader_index)) => {
+                let t = *target.get_or_insert(leader_index);
+                if applied >= t {
+                    return Ok(());
+                }
+                format!("applied raft index {applied}, leader's {t}")
+            }
+            Err(reason) => reason,
+        };
+        if Instant::now() >= deadline {
+            bail!("etcd member {member} not ready after {}s: {why_not}", ctx.wait_timeout.as_secs());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for etcd member {member}"),
+        }
+    }
+}
+
+/// (member's applied index, leader's raft index) when the member is healthy and the
+/// cluster has a leader and quorum; otherwise why not, in plain words.
+fn member_progress(health: &ClusterHealth, member: &str) -> Result<(u64, u64), String> {
+    if !health.quorum {
+        return Err(health.summary());
+    }
+    let leader = health
+        .members
+        .iter()
+        .find_map(|m| m.status.as_ref().filter(|s| s.is_leader))
+        .ok_or_else(|| "the cluster has no leader".to_string())?;
+    let m = health.members.iter().find(|m| m.name == member).ok_or_else(|| format!("{member} is not a member"))?;
+    if !m.healthy {
+        return Err(if m.problems.is_empty() { m.health.to_string() } else { m.problems.join("; ") });
+    }
+    let status = m.status.as_ref().ok_or_else(|| "no status".to_string())?;
+    Ok((status.raft_applied_index, leader.raft_index))
+}
+
+/// Hands leadership from `from` to `to` when `from` leads now (`MoveLeader` must be
+/// sent to the leader). False when `from` no longer leads (nothing to do). The target
+/// must be healthy: a leader is never handed to a member that cannot serve.
+async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let health = health::check(&members, &creds, opts).await;
+    let status = |name: &str| health.members.iter().find(|m| m.name == name).filter(|m| m.healthy);
+    if !status(from).and_then(|m| m.status.as_ref()).is_some_and(|s| s.is_leader) {
+        return Ok(false);
+    }
+    let target = status(to)
+        .and_then(|m| m.status.as_ref())
+        .with_context(|| format!("cannot move etcd leadership to {to}: it is not healthy ({})", health.summary()))?;
+    let target_id = u64::from_str_radix(&target.id, 16).with_context(|| format!("member id {:?}", target.id))?;
+    let member = members.iter().find(|m| m.name == from).context("the leader is not in the inventory")?;
+    let mut client = connect(member, &creds, opts.timeout).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
+    let t = opts.timeout.max(Duration::from_secs(10));
+    within(
+        tokio::time::Instant::now() + t,
+        t,
+        "moving the leadership",
+        &member.client_url,
+        client.move_leader(target_id),
+    )
+    .await
+    .map_err(|p| anyhow::anyhow!("moving etcd leadership from {from} to {to}: {p}"))?;
+    Ok(true)
+}
