@@ -203,7 +203,7 @@ fn leader_last(stages: &mut Vec<Stage>, etcd: &EtcdNow, members: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::action::Phase;
+    use crate::plan::action::{HostUnits, Phase};
     use crate::plan::facts::UnitState;
     use crate::plan::{PhasePlan, PlanKind};
 
@@ -261,6 +261,10 @@ mod tests {
             ],
         );
         let before = p.changes;
+        // diff's waits for the three restarts: replaced by the stages' gates.
+        let all = |u: &str| ["n1", "n2", "n3"].map(|h| HostUnits { host: h.into(), units: vec![u.into()] }).to_vec();
+        p.phases[0].waits =
+            vec![Wait::UnitsActive { hosts: all("etcd.service") }, Wait::EtcdQuorum { members: members() }];
         let f = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active")]);
         stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) }, Some(("/b", 3)));
         let phase = &p.phases[0];
@@ -272,6 +276,7 @@ mod tests {
         // The writes stay in the prepare step of every host; no restart is left there.
         assert!(phase.hosts.iter().all(|h| h.actions == vec![write("u")]));
         assert_eq!(p.changes, before, "stages count as changes");
+        assert!(phase.waits.is_empty(), "{:?}", phase.waits);
         let json = serde_json::to_value(&phase.stages[2]).unwrap();
         assert_eq!(json["gate"]["gate"], "etcd-member");
         assert_eq!(json["move_leader_to"], "n2");
