@@ -80,6 +80,7 @@ impl Prepared {
         rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
         let data_guard = format!("{}/member", inv.etcd.data_dir);
         rollout::refuse_unplanned_joins(&mut plan, &self.gathered.facts, &members, &data_guard);
+        rollout::refuse_etcd_ca_swap(&mut plan, &self.gathered.facts, &members, crate::render::paths::ETCD_CA_CRT);
         plan
     }
 

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::action::{Action, RestartReason, Wait};
+use super::action::{Action, RestartReason, Wait, WriteReason};
 use super::facts::HostFacts;
 use super::phase_spec::{RollingGate, spec};
 use super::{HostSteps, Plan};
@@ -146,6 +146,40 @@ pub fn refuse_unplanned_joins(
                 "{name} is listed as an etcd member but has no etcd data while the cluster runs: joining a running \
                  cluster (member add, then a start with --initial-cluster-state=existing) is not planned by this \
                  version; remove the etcd role from {name} in the inventory (nothing was changed)"
+            ));
+        }
+    }
+}
+
+/// A new etcd CA on members that are running is not a restart a rollout can make safe:
+/// a member restarted with peer certificates of the new CA is refused by the members
+/// still on the old one (and the snapshot before the rollout cannot even authenticate
+/// with the new client certificate). It happens when the state dir was lost or replaced,
+/// or another copy of it made a PKI of its own. Until CA rotation through a trust bundle
+/// is planned, it is a problem of the plan: apply stops after preflight, nothing changes.
+pub fn refuse_etcd_ca_swap(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, etcd_members: &[String], ca_path: &str) {
+    if !etcd_quorum_running(facts, etcd_members) {
+        return;
+    }
+    let swapped: Vec<String> = plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.hosts)
+        .filter(|h| facts.get(&h.host).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active"))
+        .filter(|h| {
+            h.actions.iter().any(|a| {
+                matches!(a, Action::WriteFile { path, why, .. } if path == ca_path && why.contains(&WriteReason::Content))
+            })
+        })
+        .map(|h| h.host.clone())
+        .collect();
+    for name in &swapped {
+        if let Some(report) = plan.hosts.iter_mut().find(|h| &h.host == name) {
+            report.problems.push(format!(
+                "{name}: the etcd CA of this state dir differs from the one the running cluster trusts ({ca_path}): \
+                 a rolling restart onto a new CA would split the members and cannot keep quorum. Use the state dir \
+                 (.provision/<cluster>/) that built this cluster; CA rotation is not planned by this version \
+                 (nothing was changed)"
             ));
         }
     }
@@ -352,6 +386,42 @@ mod tests {
         let fresh = facts(&[("n1", "inactive"), ("n2", "inactive"), ("n3", "inactive")]);
         refuse_unplanned_joins(&mut p2, &fresh, &members(), "/var/lib/etcd/member");
         assert!(p2.failed_hosts().is_empty());
+    }
+
+    #[test]
+    fn a_new_etcd_ca_on_running_members_is_refused_a_mode_change_is_not() {
+        let ca = "/etc/etcd/pki/ca.crt";
+        let write = |why: WriteReason| Action::WriteFile {
+            path: ca.into(),
+            mode: crate::plan::action::Mode(0o600),
+            owner: "etcd".into(),
+            group: "etcd".into(),
+            sha256: String::new(),
+            size: 0,
+            secret: false,
+            why: vec![why],
+            content: crate::plan::action::Content(std::sync::Arc::new(Vec::new())),
+        };
+        let report = |h: &str| crate::plan::HostReport {
+            host: h.into(),
+            address: String::new(),
+            os: None,
+            arch: None,
+            systemd: None,
+            problems: vec![],
+            warnings: vec![],
+        };
+        let running = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active")]);
+        let mut p = plan(Phase::Etcd, &[("n1", vec![write(WriteReason::Content)]), ("n2", vec![write(WriteReason::Mode)])]);
+        p.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
+        refuse_etcd_ca_swap(&mut p, &running, &members(), ca);
+        assert_eq!(p.failed_hosts(), vec!["n1"]);
+        assert!(p.hosts[0].problems[0].contains("differs from the one the running cluster trusts"), "{:?}", p.hosts[0]);
+        // A cluster being created gets its CA like any file.
+        let mut p = plan(Phase::Etcd, &[("n1", vec![write(WriteReason::Content)])]);
+        p.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
+        refuse_etcd_ca_swap(&mut p, &facts(&[("n1", "inactive"), ("n2", "inactive"), ("n3", "inactive")]), &members(), ca);
+        assert!(p.failed_hosts().is_empty());
     }
 
     #[test]
