@@ -157,15 +157,21 @@ pub fn refuse_unplanned_joins(
 /// with the new client certificate). It happens when the state dir was lost or replaced,
 /// or another copy of it made a PKI of its own. Until CA rotation through a trust bundle
 /// is planned, it is a problem of the plan: apply stops after preflight, nothing changes.
+/// Only when the CA differs on a majority of the running members: a CA file damaged on a
+/// minority is drift, and restoring it there is what the rest of the cluster trusts.
 pub fn refuse_etcd_ca_swap(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, etcd_members: &[String], ca_path: &str) {
     if !etcd_quorum_running(facts, etcd_members) {
         return;
     }
+    let running = |host: &str| {
+        facts.get(host).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active")
+    };
+    let running_members = etcd_members.iter().filter(|m| running(m)).count();
     let swapped: Vec<String> = plan
         .phases
         .iter()
         .flat_map(|p| &p.hosts)
-        .filter(|h| facts.get(&h.host).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active"))
+        .filter(|h| etcd_members.contains(&h.host) && running(&h.host))
         .filter(|h| {
             h.actions.iter().any(|a| {
                 matches!(a, Action::WriteFile { path, why, .. } if path == ca_path && why.contains(&WriteReason::Content))
@@ -173,10 +179,14 @@ pub fn refuse_etcd_ca_swap(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>,
         })
         .map(|h| h.host.clone())
         .collect();
+    if swapped.len() * 2 <= running_members {
+        return;
+    }
     for name in &swapped {
         if let Some(report) = plan.hosts.iter_mut().find(|h| &h.host == name) {
             report.problems.push(format!(
-                "{name}: the etcd CA of this state dir differs from the one the running cluster trusts ({ca_path}): \
+                "the etcd CA of this state dir differs from the one the running cluster trusts ({ca_path} on \
+                 {name}): \
                  a rolling restart onto a new CA would split the members and cannot keep quorum. Use the state dir \
                  (.provision/<cluster>/) that built this cluster; CA rotation is not planned by this version \
                  (nothing was changed)"
@@ -415,7 +425,14 @@ mod tests {
         let mut p = plan(Phase::Etcd, &[("n1", vec![write(WriteReason::Content)]), ("n2", vec![write(WriteReason::Mode)])]);
         p.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
         refuse_etcd_ca_swap(&mut p, &running, &members(), ca);
-        assert_eq!(p.failed_hosts(), vec!["n1"]);
+        assert!(p.failed_hosts().is_empty(), "one damaged CA file of three is drift, repaired by the rollout");
+        let mut p = plan(
+            Phase::Etcd,
+            &[("n1", vec![write(WriteReason::Content)]), ("n2", vec![write(WriteReason::Content)]), ("n3", vec![])],
+        );
+        p.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
+        refuse_etcd_ca_swap(&mut p, &running, &members(), ca);
+        assert_eq!(p.failed_hosts(), vec!["n1", "n2"]);
         assert!(p.hosts[0].problems[0].contains("differs from the one the running cluster trusts"), "{:?}", p.hosts[0]);
         // A cluster being created gets its CA like any file.
         let mut p = plan(Phase::Etcd, &[("n1", vec![write(WriteReason::Content)])]);
