@@ -68,6 +68,20 @@ fn downloaded_etcd_is_installed_verified_upgraded_and_reset() {
     let m = Mirror::start();
     let etcd_v1 = publish_real_etcd(&m, "3.4.23", 0);
     let etcd_v2 = publish_real_etcd(&m, "3.4.24", 4096);
+    // A "3.6.0" release (the same real binary, which says 3.4.23): the plan must judge the
+    // version the hosts RUN, and refuse the skipped minor before changing anything.
+    {
+        let etcd = std::fs::read("/usr/bin/etcd").expect("/usr/bin/etcd");
+        let ctl = std::fs::read("/usr/bin/etcdctl").expect("/usr/bin/etcdctl");
+        let tgz = etcd_tarball::build(
+            "etcd-v3.6.0-linux-amd64",
+            &[("etcd", &etcd), ("etcdctl", &ctl), ("etcdutl", &ctl)],
+        )
+        .unwrap();
+        let name = "etcd-v3.6.0-linux-amd64.tar.gz";
+        m.put("/etcd/v3.6.0/SHA256SUMS", format!("{}  {name}\n", sha256_hex(&tgz)).into_bytes());
+        m.put(&format!("/etcd/v3.6.0/{name}"), tgz);
+    }
 
     let lab = provision::lab::ensure_fresh_for_tests().expect("lab up");
     let tmp = tempfile::tempdir().unwrap();
@@ -110,13 +124,35 @@ fn downloaded_etcd_is_installed_verified_upgraded_and_reset() {
     assert_eq!(status, 0, "{plan}\n{stderr}");
     assert_eq!(m.hit_count(), fetched);
 
-    // A new etcd release: the binary is rewritten and etcd restarts on every member.
+    // A skipped minor (3.4 -> 3.6, judged on the hosts' running 3.4.23): refused with the
+    // supported path, nothing changed.
     let upgraded = tmp.path().join("lab.toml");
+    let original = std::fs::read_to_string(&upgraded).unwrap();
+    std::fs::write(&upgraded, original.replace("etcd_version = \"3.4.23\"", "etcd_version = \"3.6.0\"")).unwrap();
+    let (status, plan, stderr) = plan_json(inv);
+    assert_eq!(status, 1, "a skipped minor is refused: {plan}\n{stderr}");
+    for h in plan["hosts"].as_array().unwrap() {
+        let problems = h["problems"].to_string();
+        assert!(
+            problems.contains("etcd 3.4.23 -> 3.6.0 (/usr/local/bin/etcd) skips a minor")
+                && problems.contains("apply 3.5.x, then 3.6.x in turn"),
+            "{h}"
+        );
+    }
+    let out = provision(&["apply", inv]);
+    assert_eq!(code(&out), 1, "apply refuses too: {}", text(&out));
+    std::fs::write(&upgraded, &original).unwrap();
+    assert_eq!(plan_json(inv).0, 0, "nothing was changed by the refused apply");
+
+    // A new etcd release: the binary is rewritten and etcd restarts on every member.
     let text_now = std::fs::read_to_string(&upgraded).unwrap().replace("etcd_version = \"3.4.23\"", "etcd_version = \"3.4.24\"");
     std::fs::write(&upgraded, text_now).unwrap();
     let starts: Vec<String> = lab.hosts.iter().map(|h| unit_start(&lab, &h.address.to_string(), "etcd.service")).collect();
     let (status, plan, stderr) = plan_json(inv);
     assert_eq!(status, 2, "{plan}\n{stderr}");
+    for h in plan["hosts"].as_array().unwrap() {
+        assert_eq!(h["version_changes"], serde_json::json!(["etcd 3.4.23 -> 3.4.24 (/usr/local/bin/etcd)"]), "{h}");
+    }
     let got = actions(&plan);
     for node in ["node1", "node2", "node3"] {
         assert!(got.contains(&(node.into(), "write-file".into(), "/usr/local/bin/etcd".into())), "{got:?}");

@@ -29,6 +29,8 @@ pub struct FactsRequest {
     pub users: BTreeSet<String>,
     pub groups: BTreeSet<String>,
     pub ports: BTreeSet<u16>,
+    /// Installed binaries whose `--version` to report (the ones the plan may replace).
+    pub versions: BTreeSet<String>,
 }
 
 impl FactsRequest {
@@ -50,6 +52,9 @@ impl FactsRequest {
             req.groups.insert(file.group.clone());
             if let Some(parent) = parent_dir(&file.path) {
                 req.scan_dirs.insert(parent.to_string());
+            }
+            if super::versions::Product::of_binary(&file.path).is_some() {
+                req.versions.insert(file.path.clone());
             }
         }
         // Asked of every host: a retired file is removed wherever it is left.
@@ -103,6 +108,9 @@ impl FactsRequest {
         }
         for p in &self.ports {
             put('T', &p.to_string())?;
+        }
+        for v in &self.versions {
+            put('V', v)?;
         }
         Ok(out.into_bytes())
     }
@@ -194,6 +202,8 @@ pub struct HostFacts {
     pub listeners: Vec<Listener>,
     /// false when `ss` is missing: port conflicts were not checked.
     pub listeners_known: bool,
+    /// First line of `--version` of each asked binary that exists (path -> line).
+    pub versions: BTreeMap<String, String>,
     /// Lines the script reported as errors (unreadable files, ...).
     pub errors: Vec<String>,
 }
@@ -309,6 +319,9 @@ pub fn parse(report: &str, req: &FactsRequest) -> anyhow::Result<HostFacts> {
                 }
             }
             "listen_unavailable" => facts.listeners_known = false,
+            "version" => {
+                facts.versions.insert(field(0)?.to_string(), rest.get(1).copied().unwrap_or_default().to_string());
+            }
             "error" => facts.errors.push(rest.join(" ")),
             "end" => {
                 ended = true;

@@ -9,6 +9,7 @@
 #      but provision's files is in it)
 #   N  a user name that must exist          G  a group name that must exist
 #   T  a TCP port a managed daemon listens on: who listens on it now
+#   V  an installed binary the plan may replace: the first line of its `--version`
 # Output: one record per line, fields separated by TABs, between "provision-facts 1"
 # and "end" (so a truncated report is detected). Paths never contain TABs or newlines:
 # the caller refuses such paths before sending them.
@@ -32,6 +33,7 @@ units=''
 users=''
 groups=''
 ports=$nl
+versions=''
 while IFS= read -r line || [ -n "$line" ]; do
     kind=${line%%"$tab"*}
     value=${line#*"$tab"}
@@ -44,6 +46,7 @@ while IFS= read -r line || [ -n "$line" ]; do
         N) users=$users$value$nl ;;
         G) groups=$groups$value$nl ;;
         T) ports=$ports$value$nl ;;
+        V) versions=$versions$value$nl ;;
     esac
 done
 
@@ -162,5 +165,14 @@ if [ "$ports" != "$nl" ]; then
         echo "listen_unavailable"
     fi
 fi
+# Versions of the installed binaries the plan may replace (upgrades are judged against
+# what runs, not against what an inventory once said). Bounded: a hung binary costs 10 s.
+IFS=$nl
+for p in $versions; do
+    if [ -f "$p" ] && [ -x "$p" ]; then
+        v=$(timeout 10 "$p" --version 2>/dev/null | head -n 1 | tr -d '\t\r')
+        echo "version${tab}$p${tab}$v"
+    fi
+done
 unset IFS
 echo "end"

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod render_text;
 pub mod reset;
 pub mod rollout;
+pub mod versions;
 
 use serde::Serialize;
 
@@ -49,6 +50,9 @@ pub struct HostReport {
     /// A plan with any failed host is an error: apply stops after preflight.
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// Version changes of installed binaries this plan makes ("etcd 3.4.23 -> 3.5.16
+    /// (/usr/local/bin/etcd)"), judged against what the host runs (plan::versions).
+    pub version_changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,12 +148,13 @@ mod tests {
             systemd: Some(252),
             problems: vec![],
             warnings: vec![],
+            version_changes: vec![],
         };
         let plan = diff::plan_apply("lab", vec![report], &DesiredState { hosts: vec![host] }, &facts);
         let v = serde_json::to_value(&plan).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&v), ["changes", "cluster", "hosts", "kind", "phases"]);
-        assert_eq!(keys(&v["hosts"][0]), ["address", "arch", "host", "os", "problems", "systemd", "warnings"]);
+        assert_eq!(keys(&v["hosts"][0]), ["address", "arch", "host", "os", "problems", "systemd", "version_changes", "warnings"]);
         assert_eq!(v["phases"][0]["phase"], "preflight");
         let etcd = &v["phases"][1];
         assert_eq!(keys(etcd), ["hosts", "phase", "stages", "waits"]);

@@ -81,6 +81,7 @@ impl Prepared {
         let data_guard = format!("{}/member", inv.etcd.data_dir);
         rollout::refuse_unplanned_joins(&mut plan, &self.gathered.facts, &members, &data_guard);
         rollout::refuse_etcd_ca_swap(&mut plan, &self.gathered.facts, &members, crate::render::paths::ETCD_CA_CRT);
+        super::versions::judge_hosts(&mut plan, &self.gathered.facts, inv);
         plan
     }
 

@@ -23,6 +23,9 @@ pub fn render(plan: &Plan) -> String {
         for w in &host.warnings {
             let _ = writeln!(out, "  note: {w}");
         }
+        for v in &host.version_changes {
+            let _ = writeln!(out, "  ↑ upgrade {v}");
+        }
         if !host.problems.is_empty() {
             out.push('\n');
             continue;

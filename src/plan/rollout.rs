@@ -374,6 +374,7 @@ mod tests {
             systemd: None,
             problems: vec![],
             warnings: vec![],
+            version_changes: vec![],
         };
         let mut p = plan(Phase::Etcd, &[]);
         p.hosts = ["n1", "n2", "n3", "n4"].iter().map(|h| report(h)).collect();
@@ -420,6 +421,7 @@ mod tests {
             systemd: None,
             problems: vec![],
             warnings: vec![],
+            version_changes: vec![],
         };
         let running = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active")]);
         let mut p = plan(Phase::Etcd, &[("n1", vec![write(WriteReason::Content)]), ("n2", vec![write(WriteReason::Mode)])]);

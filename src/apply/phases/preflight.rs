@@ -72,6 +72,7 @@ pub async fn gather(
             systemd: None,
             problems: Vec::new(),
             warnings: Vec::new(),
+            version_changes: Vec::new(),
         };
         match result {
             Ok((session, f)) => {
