@@ -308,6 +308,117 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
     assert_eq!(snapshots(), before, "--no-backup took a snapshot");
 }
 
+/// Item 5 on the lab: etcd 3.4.23 (Debian bookworm's, preinstalled) -> 3.5.16 (Debian
+/// trixie's, fetched by scripts/fetch-etcd-trixie and used as an `artifacts.etcd =
+/// "directory"` source) in place: the members restart one at a time behind their gates, a
+/// prober never sees two of three down, every member then reports 3.5.16, the cluster
+/// version becomes 3.5, data written before is read after, and the next plan is empty.
+#[test]
+fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bins = tmp.path().join("etcd-3.5");
+    let fetch = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-etcd-trixie"))
+        .arg(&bins)
+        .output()
+        .expect("run scripts/fetch-etcd-trixie");
+    assert!(fetch.status.success(), "fetching trixie's etcd 3.5: {}", text(&fetch));
+    assert_eq!(String::from_utf8_lossy(&fetch.stdout).trim(), "etcd Version: 3.5.16");
+    let upgraded = inventory_copy(&lab, tmp.path(), |t| {
+        // Line starts only: the file's comments mention `etcd = "preinstalled"` too.
+        t.replace("\netcd_version = \"3.5.21\"", "\netcd_version = \"3.5.16\"")
+            .replace("\netcd = \"preinstalled\"", &format!("\netcd = \"directory\"\ndirectory = \"{}\"", bins.display()))
+    });
+    let inv = upgraded.to_str().unwrap();
+    let (rt, mut client) = etcd_client_rt(&upgraded);
+    rt.block_on(client.put("upgrade/before", "kept", None)).unwrap();
+    drop(client);
+    drop(rt);
+
+    let (status, plan) = plan_json(inv);
+    assert_eq!(status, 2, "{plan}");
+    let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
+    let stages: Vec<&str> = etcd["stages"].as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap()).collect();
+    assert_eq!(stages.len(), 3, "one stage per member: {etcd}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (upgraded, stop) = (upgraded.clone(), stop.clone());
+        std::thread::spawn(move || prober(upgraded, stop))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let out = provision(&["apply", inv]);
+    let wall = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let log = probe.join().unwrap();
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    eprintln!(
+        "etcd 3.4.23 -> 3.5.16 on 3 members: wall {:.1}s; prober: {} samples, max members down at once {}, \
+         samples with >=2 down {}, longest without a leader {:.2}s",
+        wall.as_secs_f64(),
+        log.samples,
+        log.max_down,
+        log.two_down,
+        log.longest_leaderless.as_secs_f64()
+    );
+    assert!(log.samples >= 10, "the prober sampled too little: {log:?}");
+    assert_eq!(log.two_down, 0, "two of three members were down at once: {log:?}");
+
+    // Every member runs 3.5.16 from /usr/local/bin; the cluster version follows once all are.
+    let loaded = provision::inventory::load(&upgraded).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let members = provision::etcd::members(&loaded.inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
+    assert_eq!(h.healthy_count(), 3, "{}", h.summary());
+    for m in &h.members {
+        assert_eq!(m.status.as_ref().map(|s| s.version.as_str()), Some("3.5.16"), "{m:?}");
+    }
+    for i in 0..3 {
+        assert!(etcd_cmdline(&lab, i).starts_with("/usr/local/bin/etcd\n"), "node{}", i + 1);
+    }
+    let pki_dir = state.pki_dir();
+    let cluster_version = || {
+        let out = std::process::Command::new("curl")
+            .arg("-sS")
+            .arg("--cacert")
+            .arg(pki_dir.join("etcd-ca.crt"))
+            .arg("--cert")
+            .arg(pki_dir.join("apiserver-etcd-client.crt"))
+            .arg("--key")
+            .arg(pki_dir.join("apiserver-etcd-client.key"))
+            .arg(format!("https://{}:2379/version", addr(&lab, 0)))
+            .output()
+            .expect("curl (scripts/debian-deps installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The leader raises the cluster version on its own schedule: wait generously, report the time.
+    let t = Instant::now();
+    let mut seen = cluster_version();
+    while !seen.contains("\"etcdcluster\":\"3.5.") && t.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_secs(1));
+        seen = cluster_version();
+    }
+    eprintln!("cluster version after {:.1}s: {seen}", t.elapsed().as_secs_f64());
+    assert!(seen.contains("\"etcdserver\":\"3.5.16\"") && seen.contains("\"etcdcluster\":\"3.5."), "{seen}");
+
+    let (rt2, mut client) = etcd_client_rt(&upgraded);
+    let got = rt2.block_on(client.get("upgrade/before", None)).unwrap();
+    assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()));
+    assert_eq!(plan_json(inv).0, 0, "converged after the upgrade");
+    drop(rt);
+}
+
 /// A failed gate stops the rollout at that host, names it and the reason, leaves the
 /// later hosts running their old process; the next apply (once the cause is gone)
 /// continues and converges.
