@@ -596,7 +596,7 @@ mod tests {
         facts.insert("node2".to_string(), f2);
         let reports = ["node1", "node2"]
             .iter()
-            .map(|h| HostReport { host: h.to_string(), address: String::new(), os: None, arch: None, systemd: None, problems: vec![], warnings: vec![], version_changes: vec![] })
+            .map(|h| HostReport::new(h, ""))
             .collect();
         let plan = plan_apply("lab", reports, &desired, &facts);
         assert_eq!(plan.changes, 1);

@@ -76,6 +76,22 @@ pub struct HostSteps {
     pub actions: Vec<Action>,
 }
 
+impl HostReport {
+    /// A host before preflight learnt anything about it.
+    pub fn new(host: &str, address: &str) -> HostReport {
+        HostReport {
+            host: host.to_string(),
+            address: address.to_string(),
+            os: None,
+            arch: None,
+            systemd: None,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            version_changes: Vec::new(),
+        }
+    }
+}
+
 impl Plan {
     pub fn failed_hosts(&self) -> Vec<&str> {
         self.hosts.iter().filter(|h| !h.problems.is_empty()).map(|h| h.host.as_str()).collect()

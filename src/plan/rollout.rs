@@ -366,16 +366,7 @@ mod tests {
 
     #[test]
     fn a_new_member_of_a_running_cluster_is_refused_before_anything_changes() {
-        let report = |h: &str| crate::plan::HostReport {
-            host: h.into(),
-            address: String::new(),
-            os: None,
-            arch: None,
-            systemd: None,
-            problems: vec![],
-            warnings: vec![],
-            version_changes: vec![],
-        };
+        let report = |h: &str| crate::plan::HostReport::new(h, "");
         let mut p = plan(Phase::Etcd, &[]);
         p.hosts = ["n1", "n2", "n3", "n4"].iter().map(|h| report(h)).collect();
         let mut f = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active"), ("n4", "inactive")]);
@@ -413,16 +404,7 @@ mod tests {
             why: vec![why],
             content: crate::plan::action::Content(std::sync::Arc::new(Vec::new())),
         };
-        let report = |h: &str| crate::plan::HostReport {
-            host: h.into(),
-            address: String::new(),
-            os: None,
-            arch: None,
-            systemd: None,
-            problems: vec![],
-            warnings: vec![],
-            version_changes: vec![],
-        };
+        let report = |h: &str| crate::plan::HostReport::new(h, "");
         let running = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active")]);
         let mut p = plan(Phase::Etcd, &[("n1", vec![write(WriteReason::Content)]), ("n2", vec![write(WriteReason::Mode)])]);
         p.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();

@@ -225,16 +225,7 @@ mod tests {
              [[host]]\nname = \"n1\"\naddress = \"10.0.0.1\"\nroles = [\"etcd\"]\n",
         )
         .unwrap();
-        let report = |h: &str| crate::plan::HostReport {
-            host: h.into(),
-            address: String::new(),
-            os: None,
-            arch: None,
-            systemd: None,
-            problems: vec![],
-            warnings: vec![],
-            version_changes: vec![],
-        };
+        let report = |h: &str| crate::plan::HostReport::new(h, "");
         let mut plan = Plan {
             kind: crate::plan::PlanKind::Apply,
             cluster: "lab".into(),

@@ -64,16 +64,7 @@ pub async fn gather(
     });
     let mut out = Gathered { sessions: BTreeMap::new(), facts: BTreeMap::new(), reports: Vec::new() };
     for (host, result, ports) in join_all(tasks).await {
-        let mut report = HostReport {
-            host: host.name.clone(),
-            address: host.address.to_string(),
-            os: None,
-            arch: None,
-            systemd: None,
-            problems: Vec::new(),
-            warnings: Vec::new(),
-            version_changes: Vec::new(),
-        };
+        let mut report = HostReport::new(&host.name, &host.address.to_string());
         match result {
             Ok((session, f)) => {
                 report.os = Some(if f.os.pretty_name.is_empty() { f.os.id.clone() } else { f.os.pretty_name.clone() });
