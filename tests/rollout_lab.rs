@@ -633,12 +633,15 @@ fn bench_rolling_restart_against_the_floor() {
     }
 }
 
-/// A fourth, reachable etcd host without data while the cluster runs: refused by the plan
-/// (it would start a new cluster and fail with "cluster ID mismatch"), and apply changes
-/// nothing anywhere, until membership changes are planned.
+/// Item 4 (add): a fourth etcd host listed in the inventory joins the running cluster as a
+/// learner stage (member add, first start with --initial-cluster-state=existing, caught up,
+/// promoted); the three running members are not restarted and never two of them are down;
+/// the data is there on the new member; the next plan is empty.
 #[test]
-fn a_reachable_new_etcd_host_is_refused_before_anything_changes() {
+fn a_new_etcd_host_joins_as_a_learner_and_is_promoted() {
     use provision::lab::{Lab, Progress, UpOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let lab = ensure_fresh_for_tests().expect("lab up");
     let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
@@ -646,37 +649,77 @@ fn a_reachable_new_etcd_host_is_refused_before_anything_changes() {
     let grown = inventory_copy(&lab, tmp.path(), |t| {
         t + "\n[[host]]\nname = \"node4\"\naddress = \"127.0.1.4\"\nroles = [\"etcd\"]\n"
     });
-    let report =
-        provision::lab::up(&Lab::system(), &UpOptions { hosts: 4, inventory: grown.clone() }, &Progress::for_stderr())
-            .expect("lab up --hosts 4");
-    let node4 = report.hosts.iter().find(|h| h.host.address.to_string() == "127.0.1.4").expect("node4 booted");
-    let node4_addr = node4.host.address.to_string();
+    provision::lab::up(&Lab::system(), &UpOptions { hosts: 4, inventory: grown.clone() }, &Progress::for_stderr())
+        .expect("lab up --hosts 4");
     let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
+    let (rt, mut client) = etcd_client_rt(&lab.inventory);
+    rt.block_on(client.put("join/before", "kept", None)).unwrap();
+    drop(client);
+    drop(rt);
 
     let inv = grown.to_str().unwrap();
     let (status, plan) = plan_json(inv);
-    assert_ne!(status, 0, "{plan}");
-    let problems =
-        plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == "node4").unwrap()["problems"].to_string();
-    assert!(problems.contains("--initial-cluster-state=existing"), "{problems}");
+    assert_eq!(status, 2, "{plan}");
+    let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
+    let stages = etcd["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 1, "one membership stage: {etcd}");
+    assert_eq!(stages[0]["host"], "node4");
+    assert_eq!(stages[0]["add_learner"], "https://127.0.1.4:2380");
+    assert_eq!(stages[0]["gate"]["gate"], "etcd-join");
+    assert!(etcd["snapshot"]["because"].as_str().unwrap().contains("node4 joins"), "{etcd}");
+    let running_actions: Vec<(String, String)> =
+        actions(&plan).into_iter().filter(|(h, _)| h != "node4").collect();
+    assert!(running_actions.is_empty(), "the running members change nothing: {running_actions:?}");
+    let text_plan = String::from_utf8_lossy(&provision(&["plan", inv]).stdout).into_owned();
+    assert!(text_plan.contains("etcd member add node4 (https://127.0.1.4:2380) as a learner"), "{text_plan}");
+
+    // The prober watches the three running members (a 4th not yet started is no outage).
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (three, stop) = (lab.inventory.clone(), stop.clone());
+        std::thread::spawn(move || prober(three, stop))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
     let out = provision(&["apply", inv]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
+    let wall = t.elapsed();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let log = probe.join().unwrap();
+    let applied = text(&out);
+    assert_eq!(code(&out), 0, "apply: {applied}");
+    eprintln!(
+        "node4 joined: wall {:.1}s; prober on the 3 running members: {} samples, max down {}, >=2 down {}",
+        wall.as_secs_f64(),
+        log.samples,
+        log.max_down,
+        log.two_down
+    );
+    for line in applied.lines().filter(|l| l.contains("learner") || l.contains("gate passed") || l.contains("snapshot")) {
+        eprintln!("  {line}");
+    }
+    assert!(applied.contains("etcd member node4 (https://127.0.1.4:2380) added as a learner"), "{applied}");
+    assert_eq!(log.two_down, 0, "two running members were down at once: {log:?}");
     let after: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
     assert_eq!(starts, after, "a running member restarted");
-    // node4's host key is pinned in the copy's known_hosts (lab up wrote it there).
-    let etcd4 = std::process::Command::new("ssh")
-        .args(["-i", report.key.to_str().unwrap(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", report.known_hosts.display()))
-        .arg(format!("root@{node4_addr}"))
-        .arg("systemctl is-active etcd.service; ls /etc/systemd/system/etcd.service 2>&1; true")
-        .output()
-        .unwrap();
-    assert!(etcd4.status.success(), "ssh node4: {}", text(&etcd4));
-    let etcd4 = String::from_utf8_lossy(&etcd4.stdout).into_owned();
-    assert!(!etcd4.starts_with("active"), "etcd started on node4: {etcd4}");
-    assert!(etcd4.contains("No such file"), "apply installed etcd on node4: {etcd4}");
-    assert_eq!(plan_json(lab.inventory.to_str().unwrap()).0, 0, "the 3 members are as they were");
+
+    // Four voting members, all healthy; node4 serves the key written before it joined.
+    let loaded = provision::inventory::load(&grown).unwrap();
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
+    let members = provision::etcd::members(&loaded.inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
+    assert_eq!((h.healthy_count(), h.verdict), (4, provision::etcd::health::Verdict::Healthy), "{}: {:?}", h.summary(), h);
+    assert!(h.members.iter().all(|m| m.status.as_ref().is_some_and(|s| !s.is_learner)), "{h:?}");
+    let node4 = members.iter().find(|m| m.name == "node4").unwrap();
+    let got = rt.block_on(async {
+        let mut c = provision::etcd::connect::connect(node4, &creds, std::time::Duration::from_secs(5)).await.unwrap().client;
+        c.get("join/before", None).await.unwrap()
+    });
+    assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()));
+    assert_eq!(plan_json(inv).0, 0, "converged after the join");
     // Leave the lab as other tests expect it: 3 fresh hosts next time.
     provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
 }

@@ -76,8 +76,14 @@ pub async fn take_snapshot(phase: Phase, snapshot: &Snapshot, ctx: &ApplyContext
 }
 
 async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &mut usize) -> anyhow::Result<()> {
-    if let Gate::EtcdMember { member } = &stage.gate {
+    if let Gate::EtcdMember { member } | Gate::EtcdJoin { member } = &stage.gate {
         quorum_without(member, ctx).await?;
+    }
+    if let Some(peer_url) = &stage.add_learner {
+        let t = Instant::now();
+        if add_learner(&stage.host, peer_url, ctx).await? {
+            ctx.reporter.emit(Event::LearnerAdded { member: &stage.host, peer_url, ms: t.elapsed().as_millis() as u64 });
+        }
     }
     if let Some(to) = &stage.move_leader_to {
         let t = Instant::now();
@@ -87,8 +93,8 @@ async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &m
     }
     let session = ctx.sessions.get(&stage.host).context("no SSH session (preflight did not connect)")?;
     for action in &stage.actions {
-        let Action::RestartUnit { unit, .. } = action else {
-            bail!("a rolling stage holds only restarts, not {}", action.target());
+        let (Action::RestartUnit { unit, .. } | Action::StartUnit { unit }) = action else {
+            bail!("a rolling stage holds only starts and restarts, not {}", action.target());
         };
         let t = Instant::now();
         // Blocking (unlike the start-together step): the rollout must know the old
@@ -134,6 +140,10 @@ async fn gate(host: &str, gate: &Gate, ctx: &ApplyContext<'_>) -> anyhow::Result
             super::phases::kube_apiserver::wait_ready(&[host.to_string()], &[], ctx).await
         }
         Gate::UnitsActive { units } => super::wait_units::wait(&units_active(units), &[], ctx).await,
+        Gate::EtcdJoin { member } => {
+            learner_caught_up_and_promoted(member, ctx).await?;
+            etcd_member_caught_up(member, ctx).await
+        }
     }
 }
 
@@ -249,4 +259,91 @@ async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Re
     .await
     .map_err(|p| anyhow::anyhow!("moving etcd leadership from {from} to {to}: {p}"))?;
     Ok(true)
+}
+
+/// `member add` of `name` at `peer_url` as a learner, through a healthy voting member.
+/// False when the cluster already lists that peer URL (an earlier, interrupted apply added
+/// it): adding is done, the start and the gate continue from there.
+async fn add_learner(name: &str, peer_url: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
+    let (mut client, t) = voting_client(ctx).await?;
+    let deadline = || tokio::time::Instant::now() + t;
+    let list = within(deadline(), t, "listing members", "the cluster", client.member_list())
+        .await
+        .map_err(|p| anyhow::anyhow!("listing etcd members before adding {name}: {p}"))?;
+    if list.members().iter().any(|m| m.peer_urls().iter().any(|u| u.trim_end_matches('/') == peer_url)) {
+        return Ok(false);
+    }
+    // etcd refuses a member add ("unhealthy cluster") until every member has been connected
+    // for its health interval (5 s, --strict-reconfig-check): a cluster started a moment ago
+    // gets there by itself, so that answer is retried until the wait timeout.
+    let give_up = Instant::now() + ctx.wait_timeout;
+    loop {
+        let options = etcd_client::MemberAddOptions::new().with_is_learner();
+        match within(deadline(), t, "adding a learner", "the cluster", client.member_add([peer_url], Some(options))).await
+        {
+            Ok(_) => return Ok(true),
+            Err(p) if p.to_string().contains("unhealthy cluster") && Instant::now() < give_up => {}
+            Err(p) => bail!("adding etcd member {name} ({peer_url}) as a learner: {p}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while adding etcd member {name}"),
+        }
+    }
+}
+
+/// A client on a healthy voting member (member add/promote are refused by learners).
+async fn voting_client(ctx: &ApplyContext<'_>) -> anyhow::Result<(etcd_client::Client, Duration)> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let health = health::check(&members, &creds, opts).await;
+    let voter = health
+        .members
+        .iter()
+        .find(|m| m.healthy && m.status.as_ref().is_some_and(|s| !s.is_learner))
+        .and_then(|m| members.iter().find(|x| x.name == m.name))
+        .with_context(|| format!("no healthy voting etcd member to change membership through ({})", health.summary()))?;
+    let t = opts.timeout.max(Duration::from_secs(10));
+    let client = connect(voter, &creds, t).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
+    Ok((client, t))
+}
+
+/// Waits until the learner `member` has applied what the leader had when the learner
+/// first answered, then promotes it (retried while etcd says the learner is not in sync).
+async fn learner_caught_up_and_promoted(member: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let deadline = Instant::now() + ctx.wait_timeout;
+    let mut target: Option<u64> = None;
+    let mut why_not;
+    loop {
+        let health = health::check(&members, &creds, opts).await;
+        let leader_index = health.members.iter().find_map(|m| m.status.as_ref().filter(|s| s.is_leader)).map(|s| s.raft_index);
+        let me = health.members.iter().find(|m| m.name == member).and_then(|m| m.status.as_ref());
+        match (me, leader_index) {
+            (Some(s), _) if !s.is_learner => return Ok(()), // promoted already (an earlier apply)
+            (Some(s), Some(leader)) => {
+                let t = *target.get_or_insert(leader);
+                if s.raft_applied_index >= t {
+                    let id = u64::from_str_radix(&s.id, 16).with_context(|| format!("member id {:?}", s.id))?;
+                    let (mut client, to) = voting_client(ctx).await?;
+                    match within(tokio::time::Instant::now() + to, to, "promoting", "the cluster", client.member_promote(id))
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(p) => why_not = format!("promote refused: {p}"),
+                    }
+                } else {
+                    why_not = format!("learner applied raft index {}, leader's {t}", s.raft_applied_index);
+                }
+            }
+            (None, _) => why_not = format!("learner {member} does not answer yet"),
+            (Some(_), None) => why_not = "the cluster has no leader".to_string(),
+        }
+        if Instant::now() >= deadline {
+            bail!("etcd learner {member} not promoted after {}s: {why_not}", ctx.wait_timeout.as_secs());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for etcd learner {member}"),
+        }
+    }
 }

@@ -79,7 +79,9 @@ impl Prepared {
         let backup = Some((backups.to_str().unwrap_or_default(), inv.etcd.backup_retention.max(1) as usize));
         rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
         let data_guard = format!("{}/member", inv.etcd.data_dir);
-        rollout::refuse_unplanned_joins(&mut plan, &self.gathered.facts, &members, &data_guard);
+        let peer_urls = crate::etcd::members(inv).into_iter().map(|m| (m.name, m.peer_url)).collect();
+        let dropin = crate::render::paths::ETCD_BOOTSTRAP_DROPIN;
+        rollout::plan_join(&mut plan, &self.gathered.facts, &members, &peer_urls, &data_guard, dropin, backup);
         rollout::refuse_etcd_ca_swap(&mut plan, &self.gathered.facts, &members, crate::render::paths::ETCD_CA_CRT);
         super::versions::judge_hosts(&mut plan, &self.gathered.facts, inv);
         plan

@@ -91,6 +91,10 @@ fn stages_text(plan: &Plan) -> String {
         for (i, s) in p.stages.iter().enumerate() {
             let restarts: Vec<String> = s.actions.iter().map(line).collect();
             let leader = s.move_leader_to.as_deref().map(|to| format!("move etcd leadership to {to}, then ")).unwrap_or_default();
+            let leader = match &s.add_learner {
+                Some(url) => format!("{leader}etcd member add {} ({url}) as a learner, then ", s.host),
+                None => leader,
+            };
             let _ = writeln!(
                 out,
                 "  {} {}/{n} {}: {leader}{}; gate: {}",

@@ -28,7 +28,11 @@ pub struct Stage {
     /// etcd only: hand leadership to this member before restarting this host (the leader).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub move_leader_to: Option<String>,
-    /// The restarts, in the host's plan order.
+    /// etcd only: `member add` this peer URL as a learner before the stage's start (a
+    /// member joining a running cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_learner: Option<String>,
+    /// The restarts (or, for a joining member, its first start), in the host's plan order.
     pub actions: Vec<Action>,
     pub gate: Gate,
 }
@@ -44,6 +48,9 @@ pub enum Gate {
     ApiserverReady { units: Vec<String> },
     /// The units are active and stay so (not in a restart loop).
     UnitsActive { units: Vec<String> },
+    /// A joining member: its learner's applied index reaches the leader's, it is promoted
+    /// to a voting member, then as `EtcdMember`.
+    EtcdJoin { member: String },
 }
 
 impl Gate {
@@ -54,6 +61,9 @@ impl Gate {
             }
             Gate::ApiserverReady { units } => format!("{} active, /readyz 200", units.join(", ")),
             Gate::UnitsActive { units } => format!("{} active", units.join(", ")),
+            Gate::EtcdJoin { member } => format!(
+                "etcd learner {member} caught up with the leader, promoted to a voting member, healthy, quorum held"
+            ),
         }
     }
 }
@@ -104,7 +114,7 @@ pub fn stage_restarts(
                 RollingGate::ApiserverReady => Gate::ApiserverReady { units },
                 RollingGate::UnitsActive => Gate::UnitsActive { units },
             };
-            stages.push(Stage { host: h.host.clone(), move_leader_to: None, actions: rolling, gate });
+            stages.push(Stage { host: h.host.clone(), move_leader_to: None, add_learner: None, actions: rolling, gate });
         }
         phase.hosts.retain(|h: &HostSteps| !h.actions.is_empty());
         drop_staged_from_waits(&mut phase.waits, &stages);
@@ -121,34 +131,103 @@ pub fn stage_restarts(
     plan.count_changes();
 }
 
-/// A listed etcd member without data while the cluster runs would start with
-/// `--initial-cluster-state=new` and fail ("cluster ID mismatch"), or worse split a new
-/// cluster off. Until membership changes are planned (member add as a learner, start with
-/// `existing`, promote), such a host is a problem of the plan: apply stops after
-/// preflight, before touching anything. `data_guard`: `<data_dir>/member`.
-pub fn refuse_unplanned_joins(
+/// A listed etcd member without data while the cluster runs joins it as a membership
+/// stage: `member add` as a learner (it does not count for quorum until promoted), its
+/// first start with `--initial-cluster-state=existing` (the bootstrap drop-in), a gate
+/// that waits for the learner to catch up with the leader, promotes it, and waits for it
+/// to be healthy. One membership change at a time, and not together with restarts of the
+/// running members: either is refused before anything changes, with what to do instead.
+/// (A plain start with `new` would fail with "cluster ID mismatch", or split a cluster.)
+/// `data_guard`: `<data_dir>/member`; `peer_urls`: each inventory member's peer URL;
+/// `dropin`: the bootstrap drop-in's path.
+pub fn plan_join(
     plan: &mut Plan,
     facts: &BTreeMap<String, HostFacts>,
     etcd_members: &[String],
+    peer_urls: &BTreeMap<String, String>,
     data_guard: &str,
+    dropin: &str,
+    backup: Option<(&str, usize)>,
 ) {
     if !etcd_quorum_running(facts, etcd_members) {
         return;
     }
-    for name in etcd_members {
-        let Some(f) = facts.get(name) else { continue };
-        let running = f.unit("etcd.service").is_some_and(|u| u.active_state == "active");
-        if running || *f.path(data_guard) != super::facts::PathState::Missing {
-            continue;
+    let joiners: Vec<String> = etcd_members
+        .iter()
+        .filter(|name| {
+            facts.get(*name).is_some_and(|f| {
+                let running = f.unit("etcd.service").is_some_and(|u| u.active_state == "active");
+                !running && *f.path(data_guard) == super::facts::PathState::Missing
+            })
+        })
+        .cloned()
+        .collect();
+    let problem = |plan: &mut Plan, name: &str, why: String| {
+        if let Some(report) = plan.hosts.iter_mut().find(|h| h.host == name) {
+            report.problems.push(why);
         }
-        if let Some(report) = plan.hosts.iter_mut().find(|h| &h.host == name) {
-            report.problems.push(format!(
-                "{name} is listed as an etcd member but has no etcd data while the cluster runs: joining a running \
-                 cluster (member add, then a start with --initial-cluster-state=existing) is not planned by this \
-                 version; remove the etcd role from {name} in the inventory (nothing was changed)"
-            ));
+    };
+    if joiners.len() > 1 {
+        for name in &joiners {
+            let why = format!(
+                "{} etcd members would join at once ({}): membership changes one member at a time; keep one of \
+                 them in the inventory, apply, then add the next (nothing was changed)",
+                joiners.len(),
+                joiners.join(", ")
+            );
+            problem(plan, name, why);
+        }
+        return;
+    }
+    let Some(name) = joiners.into_iter().next() else { return };
+    let busy: Vec<String> = plan
+        .phases
+        .iter()
+        .filter(|p| p.phase == super::action::Phase::Etcd)
+        .flat_map(|p| p.stages.iter().map(|s| s.host.clone()))
+        .collect();
+    if !busy.is_empty() {
+        let why = format!(
+            "{name} would join while running members restart ({}): one change at a time; apply without {name} \
+             first, then add it (nothing was changed)",
+            busy.join(", ")
+        );
+        problem(plan, &name, why);
+        return;
+    }
+    let Some(phase) = plan.phases.iter_mut().find(|p| p.phase == super::action::Phase::Etcd) else { return };
+    let Some(host) = phase.hosts.iter_mut().find(|h| h.host == name) else { return };
+    // Its first start with --initial-cluster-state=existing: the bootstrap drop-in names
+    // every inventory member (the running ones and this one), as a joining member needs.
+    for a in host.actions.iter_mut() {
+        if let Action::WriteFile { path, sha256, size, content, .. } = a
+            && path == dropin
+        {
+            let text = String::from_utf8_lossy(&content.0)
+                .replace("--initial-cluster-state=new", "--initial-cluster-state=existing");
+            let bytes = text.into_bytes();
+            *sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            *size = bytes.len();
+            *content = super::action::Content(std::sync::Arc::new(bytes));
         }
     }
+    let (starts, rest): (Vec<Action>, Vec<Action>) = std::mem::take(&mut host.actions).into_iter().partition(
+        |a| matches!(a, Action::StartUnit { unit } | Action::RestartUnit { unit, .. } if unit == "etcd.service"),
+    );
+    host.actions = rest;
+    let start = starts.into_iter().next().unwrap_or(Action::StartUnit { unit: "etcd.service".into() });
+    phase.hosts.retain(|h| !h.actions.is_empty());
+    phase.stages.push(Stage {
+        host: name.clone(),
+        move_leader_to: None,
+        add_learner: peer_urls.get(&name).cloned(),
+        actions: vec![start],
+        gate: Gate::EtcdJoin { member: name.clone() },
+    });
+    drop_staged_from_waits(&mut phase.waits, &phase.stages);
+    phase.snapshot =
+        backup.map(|(dir, keep)| Snapshot { dir: dir.to_string(), keep, because: format!("etcd member {name} joins") });
+    plan.count_changes();
 }
 
 /// A new etcd CA on members that are running is not a restart a rollout can make safe:
@@ -365,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_member_of_a_running_cluster_is_refused_before_anything_changes() {
+    fn a_new_member_of_a_running_cluster_joins_as_a_learner_stage_one_at_a_time() {
         let report = |h: &str| crate::plan::HostReport::new(h, "");
         let mut p = plan(Phase::Etcd, &[]);
         p.hosts = ["n1", "n2", "n3", "n4"].iter().map(|h| report(h)).collect();
@@ -379,14 +458,51 @@ mod tests {
             f.get_mut(h).unwrap().paths.insert("/var/lib/etcd/member".into(), data.clone());
         }
         let four: Vec<String> = ["n1", "n2", "n3", "n4"].iter().map(|s| s.to_string()).collect();
-        refuse_unplanned_joins(&mut p, &f, &four, "/var/lib/etcd/member");
-        assert_eq!(p.failed_hosts(), vec!["n4"]);
-        assert!(p.hosts[3].problems[0].contains("--initial-cluster-state=existing"), "{:?}", p.hosts[3].problems);
+        let urls: BTreeMap<String, String> =
+            four.iter().map(|h| (h.clone(), format!("https://{h}:2380"))).collect();
+        let dropin = "/etc/systemd/system/etcd.service.d/10-bootstrap.conf";
+        let boot = Action::WriteFile {
+            path: dropin.into(),
+            mode: crate::plan::action::Mode(0o600),
+            owner: "root".into(),
+            group: "root".into(),
+            sha256: String::new(),
+            size: 0,
+            secret: false,
+            why: vec![WriteReason::Create],
+            content: crate::plan::action::Content(std::sync::Arc::new(
+                b"Environment=\"PROVISION_ETCD_BOOTSTRAP_FLAGS=--initial-cluster=a --initial-cluster-state=new\"".to_vec(),
+            )),
+        };
+        p.phases[0].hosts = vec![HostSteps {
+            host: "n4".into(),
+            actions: vec![boot, Action::StartUnit { unit: "etcd.service".into() }],
+        }];
+        plan_join(&mut p, &f, &four, &urls, "/var/lib/etcd/member", dropin, Some(("/b", 3)));
+        assert!(p.failed_hosts().is_empty(), "{:?}", p.hosts);
+        let etcd = &p.phases[0];
+        assert_eq!(etcd.stages.len(), 1);
+        assert_eq!(etcd.stages[0].add_learner.as_deref(), Some("https://n4:2380"));
+        assert_eq!(etcd.stages[0].gate, Gate::EtcdJoin { member: "n4".into() });
+        assert_eq!(etcd.stages[0].actions, vec![Action::StartUnit { unit: "etcd.service".into() }]);
+        let Action::WriteFile { content, sha256, .. } = &etcd.hosts[0].actions[0] else { panic!("{etcd:?}") };
+        assert!(String::from_utf8_lossy(&content.0).contains("--initial-cluster-state=existing"));
+        assert_eq!(sha256, &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.0.as_slice())));
+        assert!(etcd.snapshot.as_ref().is_some_and(|s| s.because.contains("n4 joins")));
+        // Two at once: refused on both, one membership change at a time.
+        let mut p3 = plan(Phase::Etcd, &[]);
+        p3.hosts = ["n1", "n2", "n3", "n4", "n5"].iter().map(|h| report(h)).collect();
+        let mut f5 = f.clone();
+        f5.insert("n5".into(), f["n4"].clone());
+        let five: Vec<String> = ["n1", "n2", "n3", "n4", "n5"].iter().map(|s| s.to_string()).collect();
+        plan_join(&mut p3, &f5, &five, &urls, "/var/lib/etcd/member", dropin, None);
+        assert_eq!(p3.failed_hosts(), vec!["n4", "n5"]);
+        assert!(p3.hosts[3].problems[0].contains("one member at a time"), "{:?}", p3.hosts[3]);
         // A cluster being created: every member starts without data, together.
         let mut p2 = plan(Phase::Etcd, &[]);
         p2.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
         let fresh = facts(&[("n1", "inactive"), ("n2", "inactive"), ("n3", "inactive")]);
-        refuse_unplanned_joins(&mut p2, &fresh, &members(), "/var/lib/etcd/member");
+        plan_join(&mut p2, &fresh, &members(), &BTreeMap::new(), "/var/lib/etcd/member", "/d", None);
         assert!(p2.failed_hosts().is_empty());
     }
 
