@@ -53,16 +53,6 @@ fn apply_ok(inventory: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn etcd_health(inventory: &std::path::Path) -> provision::etcd::health::ClusterHealth {
-    let loaded = provision::inventory::load(inventory).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()))
-}
-
 fn assert_etcd_healthy(inventory: &std::path::Path) {
     let h = etcd_health(inventory);
     assert_eq!(h.verdict, provision::etcd::health::Verdict::Healthy, "{}: {:?}", h.summary(), h.members);

@@ -52,13 +52,7 @@ fn actions(plan: &Value) -> Vec<(String, String, String)> {
 }
 
 fn etcd_healthy(inventory: &std::path::Path) {
-    let loaded = provision::inventory::load(inventory).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
+    let h = etcd_health(inventory);
     assert_eq!(h.verdict, provision::etcd::health::Verdict::Healthy, "{}: {:?}", h.summary(), h.members);
     assert_eq!(h.healthy_count(), 3);
 }

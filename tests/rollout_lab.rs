@@ -109,11 +109,7 @@ struct ProbeLog {
 fn prober(inventory: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> ProbeLog {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
-    let loaded = provision::inventory::load(&inventory).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
+    let EtcdAccess { members, creds, .. } = etcd_access(&inventory);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let mut log = ProbeLog::default();
@@ -165,12 +161,29 @@ fn prober(inventory: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic:
     })
 }
 
+/// Runs `provision ARGS` while the prober samples `probed`'s members; half a second of
+/// samples before (the prober reads the PKI first, under its lock: let it, before apply
+/// does) and after. Returns the output, the wall time of the command alone, and the log.
+fn run_while_probing(probed: &std::path::Path, args: &[&str]) -> (std::process::Output, std::time::Duration, ProbeLog) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (probed, stop) = (probed.to_path_buf(), stop.clone());
+        std::thread::spawn(move || prober(probed, stop))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let out = provision(args);
+    let wall = t.elapsed();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    (out, wall, probe.join().unwrap())
+}
+
 fn etcd_client_rt(inventory: &std::path::Path) -> (tokio::runtime::Runtime, etcd_client::Client) {
-    let loaded = provision::inventory::load(inventory).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let first = &provision::etcd::members(&loaded.inventory)[0];
+    let EtcdAccess { members, creds, .. } = etcd_access(inventory);
+    let first = &members[0];
     let rt = tokio::runtime::Runtime::new().unwrap();
     let connecting = provision::etcd::connect::connect(first, &creds, std::time::Duration::from_secs(5));
     let client = rt.block_on(connecting).unwrap_or_else(|p| panic!("{p}")).client;
@@ -178,13 +191,7 @@ fn etcd_client_rt(inventory: &std::path::Path) -> (tokio::runtime::Runtime, etcd
 }
 
 fn leader_now(inventory: &std::path::Path) -> String {
-    let loaded = provision::inventory::load(inventory).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
+    let h = etcd_health(inventory);
     assert_eq!(h.healthy_count(), 3, "{}", h.summary());
     h.leader.expect("a leader")
 }
@@ -193,8 +200,6 @@ fn leader_now(inventory: &std::path::Path) -> String {
 /// last after move-leader; a prober never sees two of three down; data survives.
 #[test]
 fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let lab = ensure_fresh_for_tests().expect("lab up");
     let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
@@ -237,18 +242,7 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
     assert!(text_plan.contains(&format!("etcd 3/3 {leader}: move etcd leadership to {}", order[0])), "{text_plan}");
 
     let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let probe = {
-        let (changed, stop) = (changed.clone(), stop.clone());
-        std::thread::spawn(move || prober(changed, stop))
-    };
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let t = std::time::Instant::now();
-    let out = provision(&["apply", inv]);
-    let wall = t.elapsed();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let log = probe.join().unwrap();
+    let (out, wall, log) = run_while_probing(&changed, &["apply", inv]);
     let applied = text(&out);
     assert_eq!(code(&out), 0, "apply: {applied}");
     eprintln!(
@@ -315,8 +309,6 @@ fn a_changed_etcd_flag_restarts_members_one_at_a_time() {
 /// version becomes 3.5, data written before is read after, and the next plan is empty.
 #[test]
 fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     let lab = ensure_fresh_for_tests().expect("lab up");
     let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
@@ -347,18 +339,7 @@ fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
     let stages: Vec<&str> = etcd["stages"].as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap()).collect();
     assert_eq!(stages.len(), 3, "one stage per member: {etcd}");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let probe = {
-        let (upgraded, stop) = (upgraded.clone(), stop.clone());
-        std::thread::spawn(move || prober(upgraded, stop))
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    let out = provision(&["apply", inv]);
-    let wall = t.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let log = probe.join().unwrap();
+    let (out, wall, log) = run_while_probing(&upgraded, &["apply", inv]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
     eprintln!(
         "etcd 3.4.23 -> 3.5.16 on 3 members: wall {:.1}s; prober: {} samples, max members down at once {}, \
@@ -373,11 +354,7 @@ fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
     assert_eq!(log.two_down, 0, "two of three members were down at once: {log:?}");
 
     // Every member runs 3.5.16 from /usr/local/bin; the cluster version follows once all are.
-    let loaded = provision::inventory::load(&upgraded).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
+    let EtcdAccess { members, creds, pki_dir } = etcd_access(&upgraded);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
     assert_eq!(h.healthy_count(), 3, "{}", h.summary());
@@ -387,7 +364,6 @@ fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
     for i in 0..3 {
         assert!(etcd_cmdline(&lab, i).starts_with("/usr/local/bin/etcd\n"), "node{}", i + 1);
     }
-    let pki_dir = state.pki_dir();
     let cluster_version = || {
         let out = std::process::Command::new("curl")
             .arg("-sS")
@@ -557,8 +533,6 @@ fn killed_rollouts_converge_without_losing_quorum() {
 #[test]
 #[ignore]
 fn bench_rolling_restart_against_the_floor() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     let lab = ensure_fresh_for_tests().expect("lab up");
     let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
@@ -567,11 +541,7 @@ fn bench_rolling_restart_against_the_floor() {
     let changed = inventory_copy(&lab, tmp.path(), |t| t + "\n[etcd]\nquota_backend_bytes = 3000000000\n");
     let inv = changed.to_str().unwrap().to_string();
 
-    let loaded = provision::inventory::load(&changed).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
+    let EtcdAccess { members, creds, .. } = etcd_access(&changed);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let healthy_all = |limit: Duration| {
         let t = Instant::now();
@@ -602,20 +572,10 @@ fn bench_rolling_restart_against_the_floor() {
             &format!("quota_backend_bytes = {}", 3000000001u64 + round as u64),
         );
         std::fs::write(&changed, text_now).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let probe = {
-            let (changed, stop) = (changed.clone(), stop.clone());
-            std::thread::spawn(move || prober(changed, stop))
-        };
-        // The prober reads the PKI first (under its lock): let it, before apply does.
-        std::thread::sleep(Duration::from_millis(500));
         let mut argv = args.clone();
         argv.push(&inv);
-        let t = Instant::now();
-        let out = provision(&argv);
-        let wall = t.elapsed().as_secs_f64();
-        stop.store(true, Ordering::SeqCst);
-        let log = probe.join().unwrap();
+        let (out, wall, log) = run_while_probing(&changed, &argv);
+        let wall = wall.as_secs_f64();
         assert_eq!(code(&out), 0, "{}", text(&out));
         assert_eq!(log.two_down, 0, "{log:?}");
         runs.push((args.join(" "), wall, log));
@@ -640,8 +600,6 @@ fn bench_rolling_restart_against_the_floor() {
 #[test]
 fn a_new_etcd_host_joins_as_a_learner_and_is_promoted() {
     use provision::lab::{Lab, Progress, UpOptions};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let lab = ensure_fresh_for_tests().expect("lab up");
     let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
@@ -674,18 +632,7 @@ fn a_new_etcd_host_joins_as_a_learner_and_is_promoted() {
     assert!(text_plan.contains("etcd member add node4 (https://127.0.1.4:2380) as a learner"), "{text_plan}");
 
     // The prober watches the three running members (a 4th not yet started is no outage).
-    let stop = Arc::new(AtomicBool::new(false));
-    let probe = {
-        let (three, stop) = (lab.inventory.clone(), stop.clone());
-        std::thread::spawn(move || prober(three, stop))
-    };
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let t = std::time::Instant::now();
-    let out = provision(&["apply", inv]);
-    let wall = t.elapsed();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let log = probe.join().unwrap();
+    let (out, wall, log) = run_while_probing(&lab.inventory, &["apply", inv]);
     let applied = text(&out);
     assert_eq!(code(&out), 0, "apply: {applied}");
     eprintln!(
@@ -704,11 +651,7 @@ fn a_new_etcd_host_joins_as_a_learner_and_is_promoted() {
     assert_eq!(starts, after, "a running member restarted");
 
     // Four voting members, all healthy; node4 serves the key written before it joined.
-    let loaded = provision::inventory::load(&grown).unwrap();
-    let state = loaded.state_dir();
-    let pki = provision::pki::ensure(&loaded.inventory, &state).unwrap();
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).unwrap();
-    let members = provision::etcd::members(&loaded.inventory);
+    let EtcdAccess { members, creds, .. } = etcd_access(&grown);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
     assert_eq!((h.healthy_count(), h.verdict), (4, provision::etcd::health::Verdict::Healthy), "{}: {:?}", h.summary(), h);

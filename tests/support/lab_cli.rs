@@ -122,3 +122,27 @@ pub fn unit_start(lab: &TestLab, address: &str, unit: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// What a test needs to talk to the etcd of `inventory` as provision does: its members and
+/// a client identity from the inventory's own state dir (PKI made if missing), plus that
+/// PKI directory (for tools such as curl).
+pub struct EtcdAccess {
+    pub members: Vec<provision::etcd::Member>,
+    pub creds: provision::etcd::credentials::ClientCredentials,
+    pub pki_dir: PathBuf,
+}
+
+pub fn etcd_access(inventory: &Path) -> EtcdAccess {
+    let loaded = provision::inventory::load(inventory).expect("inventory loads");
+    let state = loaded.state_dir();
+    let pki = provision::pki::ensure(&loaded.inventory, &state).expect("pki");
+    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).expect("client creds");
+    EtcdAccess { members: provision::etcd::members(&loaded.inventory), creds, pki_dir: state.pki_dir() }
+}
+
+/// `provision etcd health`'s check of `inventory`'s members, with the default options.
+pub fn etcd_health(inventory: &Path) -> provision::etcd::health::ClusterHealth {
+    let a = etcd_access(inventory);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(provision::etcd::health::check(&a.members, &a.creds, Default::default()))
+}
