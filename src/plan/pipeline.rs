@@ -174,7 +174,7 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
 async fn read_etcd(inv: &Inventory, state: &StateDir, pki: &Pki, gathered: &Gathered) -> EtcdNow {
     let members = crate::etcd::members(inv);
     let running = members.iter().any(|m| {
-        gathered.facts.get(&m.name).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active")
+        gathered.facts.get(&m.name).is_some_and(rollout::etcd_active)
     });
     if !running {
         return EtcdNow::default();

@@ -156,8 +156,7 @@ pub fn plan_join(
         .iter()
         .filter(|name| {
             facts.get(*name).is_some_and(|f| {
-                let running = f.unit("etcd.service").is_some_and(|u| u.active_state == "active");
-                !running && *f.path(data_guard) == super::facts::PathState::Missing
+                !etcd_active(f) && *f.path(data_guard) == super::facts::PathState::Missing
             })
         })
         .cloned()
@@ -242,9 +241,7 @@ pub fn refuse_etcd_ca_swap(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>,
     if !etcd_quorum_running(facts, etcd_members) {
         return;
     }
-    let running = |host: &str| {
-        facts.get(host).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active")
-    };
+    let running = |host: &str| facts.get(host).is_some_and(etcd_active);
     let running_members = etcd_members.iter().filter(|m| running(m)).count();
     let swapped: Vec<String> = plan
         .phases
@@ -307,9 +304,14 @@ fn restarts_running_unit(a: &Action) -> bool {
 fn etcd_quorum_running(facts: &BTreeMap<String, HostFacts>, members: &[String]) -> bool {
     let running = members
         .iter()
-        .filter(|m| facts.get(*m).and_then(|f| f.unit("etcd.service")).is_some_and(|u| u.active_state == "active"))
+        .filter(|m| facts.get(*m).is_some_and(etcd_active))
         .count();
     !members.is_empty() && running > members.len() / 2
+}
+
+/// etcd serves on this host now (its unit is active).
+pub fn etcd_active(f: &HostFacts) -> bool {
+    f.unit("etcd.service").is_some_and(|u| u.active_state == "active")
 }
 
 /// The leader's stage goes last and first hands leadership to a member restarted before
