@@ -5,7 +5,10 @@
 
 #[path = "support/lab_cli.rs"]
 mod lab_cli;
+#[path = "support/etcd_probe.rs"]
+mod etcd_probe;
 
+use etcd_probe::*;
 use lab_cli::*;
 use provision::lab::{TestLab, ensure_fresh_for_tests};
 use serde_json::Value;
@@ -92,108 +95,30 @@ fn a_new_etcd_host_leaves_running_members_alone() {
 }
 
 /// What the prober saw: every sample's count of members not answering, and leaderless time.
-#[derive(Debug, Default)]
-struct ProbeLog {
-    samples: usize,
-    max_down: usize,
-    /// Samples with two or more members down (must stay 0).
-    two_down: usize,
-    /// Longest stretch during which no answering member named a leader.
-    longest_leaderless: std::time::Duration,
-    /// (ms since start, member) of each transition from answering to not answering.
-    went_down: Vec<(u128, String)>,
-}
-
-/// Samples every member's Status over etcd-client every ~100 ms until `stop` is set.
-/// "Down" = the member does not answer Status within 1 s (its process is not serving).
-fn prober(inventory: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> ProbeLog {
-    use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
-    let EtcdAccess { members, creds, .. } = etcd_access(&inventory);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async move {
-        let mut log = ProbeLog::default();
-        let start = Instant::now();
-        let mut leaderless_since: Option<Instant> = None;
-        let mut was_up: Vec<bool> = vec![true; members.len()];
-        while !stop.load(Ordering::SeqCst) {
-            let t = Instant::now();
-            let answers = futures::future::join_all(members.iter().map(|m| {
-                let creds = &creds;
-                async move {
-                    let limit = Duration::from_secs(1);
-                    let deadline = tokio::time::Instant::now() + limit;
-                    let mut c = provision::etcd::connect::connect(m, creds, limit).await.ok()?.client;
-                    let s = provision::etcd::connect::within(deadline, limit, "status", &m.client_url, c.status())
-                        .await
-                        .ok()?;
-                    Some(s.leader())
-                }
-            }))
-            .await;
-            let down = answers.iter().filter(|a| a.is_none()).count();
-            for (i, a) in answers.iter().enumerate() {
-                if was_up[i] && a.is_none() {
-                    log.went_down.push((start.elapsed().as_millis(), members[i].name.clone()));
-                }
-                was_up[i] = a.is_some();
-            }
-            let has_leader = answers.iter().any(|a| a.is_some_and(|l| l != 0));
-            match (has_leader, leaderless_since) {
-                (false, None) => leaderless_since = Some(t),
-                (true, Some(since)) => {
-                    log.longest_leaderless = log.longest_leaderless.max(t - since);
-                    leaderless_since = None;
-                }
-                _ => {}
-            }
-            log.samples += 1;
-            log.max_down = log.max_down.max(down);
-            if down >= 2 {
-                log.two_down += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(100).saturating_sub(t.elapsed())).await;
-        }
-        if let Some(since) = leaderless_since {
-            log.longest_leaderless = log.longest_leaderless.max(since.elapsed());
-        }
-        log
-    })
-}
-
-/// Runs `provision ARGS` while the prober samples `probed`'s members; half a second of
-/// samples before (the prober reads the PKI first, under its lock: let it, before apply
-/// does) and after. Returns the output, the wall time of the command alone, and the log.
-fn run_while_probing(probed: &std::path::Path, args: &[&str]) -> (std::process::Output, std::time::Duration, ProbeLog) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let stop = Arc::new(AtomicBool::new(false));
-    let probe = {
-        let (probed, stop) = (probed.to_path_buf(), stop.clone());
-        std::thread::spawn(move || prober(probed, stop))
-    };
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let t = std::time::Instant::now();
-    let out = provision(args);
-    let wall = t.elapsed();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    (out, wall, probe.join().unwrap())
-}
-
-fn etcd_client_rt(inventory: &std::path::Path) -> (tokio::runtime::Runtime, etcd_client::Client) {
-    let EtcdAccess { members, creds, .. } = etcd_access(inventory);
-    let first = &members[0];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let connecting = provision::etcd::connect::connect(first, &creds, std::time::Duration::from_secs(5));
-    let client = rt.block_on(connecting).unwrap_or_else(|p| panic!("{p}")).client;
-    (rt, client)
-}
-
 fn leader_now(inventory: &std::path::Path) -> String {
     let h = etcd_health(inventory);
     assert_eq!(h.healthy_count(), 3, "{}", h.summary());
     h.leader.expect("a leader")
+}
+
+/// Debian trixie's etcd 3.5.16 as an `artifacts.etcd = "directory"` source in `dir`.
+fn fetch_etcd_3_5(dir: &std::path::Path) -> std::path::PathBuf {
+    let bins = dir.join("etcd-3.5");
+    let fetch = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-etcd-trixie"))
+        .arg(&bins)
+        .output()
+        .expect("run scripts/fetch-etcd-trixie");
+    assert!(fetch.status.success(), "fetching trixie's etcd 3.5: {}", text(&fetch));
+    assert_eq!(String::from_utf8_lossy(&fetch.stdout).trim(), "etcd Version: 3.5.16");
+    bins
+}
+
+/// The lab inventory's text, asking for etcd 3.5.16 from `bins`.
+fn to_etcd_3_5(inventory: String, bins: &std::path::Path) -> String {
+    // Line starts only: the file's comments mention `etcd = "preinstalled"` too.
+    inventory
+        .replace("\netcd_version = \"3.5.21\"", "\netcd_version = \"3.5.16\"")
+        .replace("\netcd = \"preinstalled\"", &format!("\netcd = \"directory\"\ndirectory = \"{}\"", bins.display()))
 }
 
 /// Item 2: a changed etcd flag restarts the three members one after another, the leader
@@ -315,18 +240,8 @@ fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
 
     let tmp = tempfile::tempdir().unwrap();
-    let bins = tmp.path().join("etcd-3.5");
-    let fetch = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-etcd-trixie"))
-        .arg(&bins)
-        .output()
-        .expect("run scripts/fetch-etcd-trixie");
-    assert!(fetch.status.success(), "fetching trixie's etcd 3.5: {}", text(&fetch));
-    assert_eq!(String::from_utf8_lossy(&fetch.stdout).trim(), "etcd Version: 3.5.16");
-    let upgraded = inventory_copy(&lab, tmp.path(), |t| {
-        // Line starts only: the file's comments mention `etcd = "preinstalled"` too.
-        t.replace("\netcd_version = \"3.5.21\"", "\netcd_version = \"3.5.16\"")
-            .replace("\netcd = \"preinstalled\"", &format!("\netcd = \"directory\"\ndirectory = \"{}\"", bins.display()))
-    });
+    let bins = fetch_etcd_3_5(tmp.path());
+    let upgraded = inventory_copy(&lab, tmp.path(), |t| to_etcd_3_5(t, &bins));
     let inv = upgraded.to_str().unwrap();
     let (rt, mut client) = etcd_client_rt(&upgraded);
     rt.block_on(client.put("upgrade/before", "kept", None)).unwrap();
@@ -338,9 +253,12 @@ fn etcd_upgrades_in_place_from_3_4_to_3_5_one_member_at_a_time() {
     let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
     let stages: Vec<&str> = etcd["stages"].as_array().unwrap().iter().map(|s| s["host"].as_str().unwrap()).collect();
     assert_eq!(stages.len(), 3, "one stage per member: {etcd}");
+    let gates: Vec<&Value> = etcd["stages"].as_array().unwrap().iter().map(|s| &s["gate"]["cluster_version"]).collect();
+    assert_eq!(gates, [&Value::Null, &Value::Null, &Value::from("3.5")], "the last gate waits for the cluster version");
 
     let (out, wall, log) = run_while_probing(&upgraded, &["apply", inv]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    assert!(text(&out).contains("quorum held, cluster version 3.5"), "apply's last gate: {}", text(&out));
     eprintln!(
         "etcd 3.4.23 -> 3.5.16 on 3 members: wall {:.1}s; prober: {} samples, max members down at once {}, \
          samples with >=2 down {}, longest without a leader {:.2}s",
@@ -580,6 +498,15 @@ fn bench_rolling_restart_against_the_floor() {
         assert_eq!(log.two_down, 0, "{log:?}");
         runs.push((args.join(" "), wall, log));
     }
+    // The 3.4 -> 3.5 upgrade, measured the same way (binaries pushed, 3 gated stages, the
+    // last one waiting for the cluster version).
+    let bins = fetch_etcd_3_5(tmp.path());
+    let text_now = to_etcd_3_5(std::fs::read_to_string(&changed).unwrap(), &bins);
+    std::fs::write(&changed, text_now).unwrap();
+    let (out, wall, log) = run_while_probing(&changed, &["apply", "--no-verify", &inv]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(log.two_down, 0, "{log:?}");
+    runs.push(("apply --no-verify (etcd 3.4.23 -> 3.5.16)".to_string(), wall.as_secs_f64(), log));
     eprintln!("floor (ssh restart + wait healthy, x3): {floor:.2}s ({floors:.2?})");
     for (what, wall, log) in &runs {
         eprintln!(
@@ -591,78 +518,4 @@ fn bench_rolling_restart_against_the_floor() {
             log.longest_leaderless.as_secs_f64()
         );
     }
-}
-
-/// Item 4 (add): a fourth etcd host listed in the inventory joins the running cluster as a
-/// learner stage (member add, first start with --initial-cluster-state=existing, caught up,
-/// promoted); the three running members are not restarted and never two of them are down;
-/// the data is there on the new member; the next plan is empty.
-#[test]
-fn a_new_etcd_host_joins_as_a_learner_and_is_promoted() {
-    use provision::lab::{Lab, Progress, UpOptions};
-    let lab = ensure_fresh_for_tests().expect("lab up");
-    let out = provision(&["apply", lab.inventory.to_str().unwrap()]);
-    assert_eq!(code(&out), 0, "apply: {}", text(&out));
-    let tmp = tempfile::tempdir().unwrap();
-    let grown = inventory_copy(&lab, tmp.path(), |t| {
-        t + "\n[[host]]\nname = \"node4\"\naddress = \"127.0.1.4\"\nroles = [\"etcd\"]\n"
-    });
-    provision::lab::up(&Lab::system(), &UpOptions { hosts: 4, inventory: grown.clone() }, &Progress::for_stderr())
-        .expect("lab up --hosts 4");
-    let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
-    let (rt, mut client) = etcd_client_rt(&lab.inventory);
-    rt.block_on(client.put("join/before", "kept", None)).unwrap();
-    drop(client);
-    drop(rt);
-
-    let inv = grown.to_str().unwrap();
-    let (status, plan) = plan_json(inv);
-    assert_eq!(status, 2, "{plan}");
-    let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();
-    let stages = etcd["stages"].as_array().unwrap();
-    assert_eq!(stages.len(), 1, "one membership stage: {etcd}");
-    assert_eq!(stages[0]["host"], "node4");
-    assert_eq!(stages[0]["add_learner"], "https://127.0.1.4:2380");
-    assert_eq!(stages[0]["gate"]["gate"], "etcd-join");
-    assert!(etcd["snapshot"]["because"].as_str().unwrap().contains("node4 joins"), "{etcd}");
-    let running_actions: Vec<(String, String)> =
-        actions(&plan).into_iter().filter(|(h, _)| h != "node4").collect();
-    assert!(running_actions.is_empty(), "the running members change nothing: {running_actions:?}");
-    let text_plan = String::from_utf8_lossy(&provision(&["plan", inv]).stdout).into_owned();
-    assert!(text_plan.contains("etcd member add node4 (https://127.0.1.4:2380) as a learner"), "{text_plan}");
-
-    // The prober watches the three running members (a 4th not yet started is no outage).
-    let (out, wall, log) = run_while_probing(&lab.inventory, &["apply", inv]);
-    let applied = text(&out);
-    assert_eq!(code(&out), 0, "apply: {applied}");
-    eprintln!(
-        "node4 joined: wall {:.1}s; prober on the 3 running members: {} samples, max down {}, >=2 down {}",
-        wall.as_secs_f64(),
-        log.samples,
-        log.max_down,
-        log.two_down
-    );
-    for line in applied.lines().filter(|l| l.contains("learner") || l.contains("gate passed") || l.contains("snapshot")) {
-        eprintln!("  {line}");
-    }
-    assert!(applied.contains("etcd member node4 (https://127.0.1.4:2380) added as a learner"), "{applied}");
-    assert_eq!(log.two_down, 0, "two running members were down at once: {log:?}");
-    let after: Vec<String> = (0..3).map(|i| unit_start(&lab, &addr(&lab, i), UNIT)).collect();
-    assert_eq!(starts, after, "a running member restarted");
-
-    // Four voting members, all healthy; node4 serves the key written before it joined.
-    let EtcdAccess { members, creds, .. } = etcd_access(&grown);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt.block_on(provision::etcd::health::check(&members, &creds, Default::default()));
-    assert_eq!((h.healthy_count(), h.verdict), (4, provision::etcd::health::Verdict::Healthy), "{}: {:?}", h.summary(), h);
-    assert!(h.members.iter().all(|m| m.status.as_ref().is_some_and(|s| !s.is_learner)), "{h:?}");
-    let node4 = members.iter().find(|m| m.name == "node4").unwrap();
-    let got = rt.block_on(async {
-        let mut c = provision::etcd::connect::connect(node4, &creds, std::time::Duration::from_secs(5)).await.unwrap().client;
-        c.get("join/before", None).await.unwrap()
-    });
-    assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()));
-    assert_eq!(plan_json(inv).0, 0, "converged after the join");
-    // Leave the lab as other tests expect it: 3 fresh hosts next time.
-    provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
 }

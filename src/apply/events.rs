@@ -30,6 +30,8 @@ pub enum Event<'a> {
     StageStart { phase: Phase, stage: usize, of: usize, host: &'a str },
     /// etcd leadership was handed over before restarting the leader.
     LeaderMoved { from: &'a str, to: &'a str, ms: u64 },
+    /// An etcd member was removed from the cluster (`member remove`).
+    MemberRemoved { member: &'a str, id: &'a str, ms: u64 },
     /// A joining etcd member was added to the cluster as a learner.
     LearnerAdded { member: &'a str, peer_url: &'a str, ms: u64 },
     /// The stage's gate held: the rollout moves on.
@@ -144,6 +146,9 @@ fn text_line(event: &Event<'_>) -> Option<String> {
         Event::StageStart { phase, stage, of, host } => format!("== {phase} rolling restart {stage}/{of}: {host}"),
         Event::LeaderMoved { from, to, ms } => {
             format!("   etcd leadership moved from {from} to {to} in {:.1}s", *ms as f64 / 1000.0)
+        }
+        Event::MemberRemoved { member, id, ms } => {
+            format!("   etcd member {member} ({id}) removed from the cluster in {:.1}s", *ms as f64 / 1000.0)
         }
         Event::LearnerAdded { member, peer_url, ms } => {
             format!("   etcd member {member} ({peer_url}) added as a learner in {:.1}s", *ms as f64 / 1000.0)

@@ -19,6 +19,7 @@ use crate::etcd::health::{self, ClusterHealth, HealthOptions};
 use crate::plan::action::HostUnits;
 use crate::plan::action::{Action, Phase};
 use crate::plan::facts::shell_quote as q;
+use crate::plan::membership::{RemoveMember, RemoveWhy};
 use crate::plan::rollout::{Gate, Snapshot, Stage};
 
 pub async fn run(phase: Phase, stages: &[Stage], ctx: &ApplyContext<'_>) -> PhaseResult {
@@ -76,8 +77,23 @@ pub async fn take_snapshot(phase: Phase, snapshot: &Snapshot, ctx: &ApplyContext
 }
 
 async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &mut usize) -> anyhow::Result<()> {
-    if let Gate::EtcdMember { member } | Gate::EtcdJoin { member } = &stage.gate {
+    if let Gate::EtcdMember { member, .. } | Gate::EtcdJoin { member } = &stage.gate {
         quorum_without(member, ctx).await?;
+    }
+    // Leadership first: a member about to restart or leave hands it over while it serves.
+    if let Some(to) = &stage.move_leader_to {
+        let t = Instant::now();
+        if move_leader(&stage.host, to, ctx).await? {
+            ctx.reporter.emit(Event::LeaderMoved { from: &stage.host, to, ms: t.elapsed().as_millis() as u64 });
+        }
+    }
+    if let Some(remove) = &stage.remove_member {
+        let t = Instant::now();
+        if remove_member(&stage.host, remove, ctx).await? {
+            let ms = t.elapsed().as_millis() as u64;
+            *done += 1;
+            ctx.reporter.emit(Event::MemberRemoved { member: &stage.host, id: &remove.id, ms });
+        }
     }
     if let Some(peer_url) = &stage.add_learner {
         let t = Instant::now();
@@ -85,37 +101,12 @@ async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &m
             ctx.reporter.emit(Event::LearnerAdded { member: &stage.host, peer_url, ms: t.elapsed().as_millis() as u64 });
         }
     }
-    if let Some(to) = &stage.move_leader_to {
-        let t = Instant::now();
-        if move_leader(&stage.host, to, ctx).await? {
-            ctx.reporter.emit(Event::LeaderMoved { from: &stage.host, to, ms: t.elapsed().as_millis() as u64 });
-        }
-    }
-    let session = ctx.sessions.get(&stage.host).context("no SSH session (preflight did not connect)")?;
     for action in &stage.actions {
-        let (Action::RestartUnit { unit, .. } | Action::StartUnit { unit }) = action else {
-            bail!("a rolling stage holds only starts and restarts, not {}", action.target());
-        };
+        let session = ctx.sessions.get(&stage.host).context("no SSH session (preflight did not connect)")?;
         let t = Instant::now();
-        // Blocking (unlike the start-together step): the rollout must know the old
-        // process is gone before it judges the new one; Type=notify units return once ready.
-        let cmd = format!("systemctl reset-failed -- {u} 2>/dev/null; systemctl restart -- {u}", u = q(unit));
-        let restarted = tokio::select! {
-            r = tokio::time::timeout(ctx.wait_timeout, session.exec_checked(&cmd, None)) => r,
-            _ = ctx.cancel.cancelled() => bail!("interrupted while restarting {unit}"),
-        };
-        let failed = match restarted {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(format!("{unit} failed to restart ({e:#})")),
-            Err(_) => Some(format!("{unit} did not come back within {}s", ctx.wait_timeout.as_secs())),
-        };
-        if let Some(why) = failed {
-            // The unit's own words say why (the systemctl error only says that it failed).
-            let journal = super::wait_units::journal_tail(session, unit).await;
-            let last = journal.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
-            // One line: the report names stage, host and reason on the line it starts.
-            let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
-            bail!("{why}; journal: {}", last.join(" | "));
+        match action {
+            Action::RestartUnit { unit, .. } | Action::StartUnit { unit } => restart_blocking(session, unit, ctx).await?,
+            other => super::run_action::run(session, other).await?,
         }
         *done += 1;
         ctx.reporter.emit(Event::ActionDone { phase, host: &stage.host, action, ms: t.elapsed().as_millis() as u64 });
@@ -131,10 +122,37 @@ async fn run_stage(phase: Phase, stage: &Stage, ctx: &ApplyContext<'_>, done: &m
     Ok(())
 }
 
+/// Blocking (unlike the start-together step): the rollout must know the old process is
+/// gone before it judges the new one; Type=notify units return once ready.
+async fn restart_blocking(session: &crate::ssh::Session, unit: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let cmd = format!("systemctl reset-failed -- {u} 2>/dev/null; systemctl restart -- {u}", u = q(unit));
+    let restarted = tokio::select! {
+        r = tokio::time::timeout(ctx.wait_timeout, session.exec_checked(&cmd, None)) => r,
+        _ = ctx.cancel.cancelled() => bail!("interrupted while restarting {unit}"),
+    };
+    let failed = match restarted {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => format!("{unit} failed to restart ({e:#})"),
+        Err(_) => format!("{unit} did not come back within {}s", ctx.wait_timeout.as_secs()),
+    };
+    // The unit's own words say why (the systemctl error only says that it failed).
+    let journal = super::wait_units::journal_tail(session, unit).await;
+    let last = journal.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
+    // One line: the report names stage, host and reason on the line it starts.
+    let why = failed.split_whitespace().collect::<Vec<_>>().join(" ");
+    bail!("{why}; journal: {}", last.join(" | "))
+}
+
 async fn gate(host: &str, gate: &Gate, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
     let units_active = |units: &[String]| [HostUnits { host: host.to_string(), units: units.to_vec() }];
     match gate {
-        Gate::EtcdMember { member } => etcd_member_caught_up(member, ctx).await,
+        Gate::EtcdMember { member, cluster_version } => {
+            etcd_member_caught_up(member, ctx).await?;
+            match cluster_version {
+                Some(minor) => cluster_version_reached(minor, ctx).await,
+                None => Ok(()),
+            }
+        }
         Gate::ApiserverReady { units } => {
             super::wait_units::wait(&units_active(units), &[], ctx).await?;
             super::phases::kube_apiserver::wait_ready(&[host.to_string()], &[], ctx).await
@@ -144,6 +162,7 @@ async fn gate(host: &str, gate: &Gate, ctx: &ApplyContext<'_>) -> anyhow::Result
             learner_caught_up_and_promoted(member, ctx).await?;
             etcd_member_caught_up(member, ctx).await
         }
+        Gate::EtcdRemoved { member, id } => member_gone(member, id, ctx).await,
     }
 }
 
@@ -213,6 +232,50 @@ async fn etcd_member_caught_up(member: &str, ctx: &ApplyContext<'_>) -> anyhow::
     }
 }
 
+/// etcd's `/version` on any member says `"etcdcluster":"<minor>.…"`: the leader raised the
+/// cluster version after every member runs the new minor (its own schedule: seconds).
+async fn cluster_version_reached(minor: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    use crate::pki::CertId;
+    let ca = ctx.pki.get(&CertId::EtcdCa).context("the etcd CA is missing from the PKI")?;
+    let identity = ctx.pki.get(&CertId::ApiServerEtcdClient).context("the etcd client certificate is missing")?;
+    let members = crate::etcd::members(ctx.inventory);
+    let port = ctx.inventory.etcd.client_port;
+    let deadline = Instant::now() + ctx.wait_timeout;
+    let want = format!("{minor}.");
+    let mut last = String::new();
+    loop {
+        for m in &members {
+            let client = crate::kube::api::ApiClient::new(
+                &m.address.to_string(),
+                port,
+                &ca.cert_pem,
+                Some(identity),
+                Duration::from_secs(3),
+            )?;
+            match client.send(hyper::Method::GET, "/version", "application/json", None).await {
+                Ok(r) if r.status == 200 => {
+                    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                    let cluster = v["etcdcluster"].as_str().unwrap_or_default().to_string();
+                    if cluster.starts_with(&want) {
+                        return Ok(());
+                    }
+                    last = format!("cluster version {cluster} on {}", m.name);
+                    break;
+                }
+                Ok(r) => last = format!("{}: {}", m.name, r.describe()),
+                Err(e) => last = format!("{}: {e:#}", m.name),
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("the etcd cluster version did not reach {minor} within {}s ({last})", ctx.wait_timeout.as_secs());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for the etcd cluster version {minor}"),
+        }
+    }
+}
+
 /// (member's applied index, leader's raft index) when the member is healthy and the
 /// cluster has a leader and quorum; otherwise why not, in plain words.
 fn member_progress(health: &ClusterHealth, member: &str) -> Result<(u64, u64), String> {
@@ -234,9 +297,13 @@ fn member_progress(health: &ClusterHealth, member: &str) -> Result<(u64, u64), S
 
 /// Hands leadership from `from` to `to` when `from` leads now (`MoveLeader` must be
 /// sent to the leader). False when `from` no longer leads (nothing to do). The target
-/// must be healthy: a leader is never handed to a member that cannot serve.
+/// must be healthy: a leader is never handed to a member that cannot serve. `from` may be
+/// a member the inventory no longer lists (about to be removed): it is reached at the
+/// client URL the member list gives.
 async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
     let (members, creds, opts) = etcd_creds(ctx)?;
+    let health = health::check(&members, &creds, opts).await;
+    let members = with_listed(members, &health);
     let health = health::check(&members, &creds, opts).await;
     let status = |name: &str| health.members.iter().find(|m| m.name == name).filter(|m| m.healthy);
     if !status(from).and_then(|m| m.status.as_ref()).is_some_and(|s| s.is_leader) {
@@ -246,7 +313,7 @@ async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Re
         .and_then(|m| m.status.as_ref())
         .with_context(|| format!("cannot move etcd leadership to {to}: it is not healthy ({})", health.summary()))?;
     let target_id = u64::from_str_radix(&target.id, 16).with_context(|| format!("member id {:?}", target.id))?;
-    let member = members.iter().find(|m| m.name == from).context("the leader is not in the inventory")?;
+    let member = members.iter().find(|m| m.name == from).context("the leader is not in the member list")?;
     let mut client = connect(member, &creds, opts.timeout).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
     let t = opts.timeout.max(Duration::from_secs(10));
     within(
@@ -259,6 +326,75 @@ async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Re
     .await
     .map_err(|p| anyhow::anyhow!("moving etcd leadership from {from} to {to}: {p}"))?;
     Ok(true)
+}
+
+/// The inventory's members plus the cluster members it no longer lists (reached at the
+/// first client URL the member list gives), so a leaving member can be probed.
+fn with_listed(mut members: Vec<Member>, health: &ClusterHealth) -> Vec<Member> {
+    for l in health.membership.iter().flatten() {
+        if l.name.is_empty() || members.iter().any(|m| l.has_peer_url(&m.peer_url)) {
+            continue;
+        }
+        let (Some(client_url), Some(peer_url)) = (l.client_urls.first(), l.peer_urls.first()) else { continue };
+        let Ok(address) = crate::plan::membership::peer_host(peer_url).parse() else { continue };
+        members.push(Member { name: l.name.clone(), address, client_url: client_url.clone(), peer_url: peer_url.clone() });
+    }
+    members
+}
+
+/// `member remove` of the id the plan names, through a healthy voting member the
+/// inventory lists. False when the id is gone already (an earlier, interrupted apply).
+/// For a member the inventory no longer lists, checked again now: the inventory's
+/// healthy members alone must hold the smaller cluster's quorum.
+async fn remove_member(name: &str, remove: &RemoveMember, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
+    let (mut client, t) = voting_client(ctx).await?;
+    let deadline = || tokio::time::Instant::now() + t;
+    let list = within(deadline(), t, "listing members", "the cluster", client.member_list())
+        .await
+        .map_err(|p| anyhow::anyhow!("listing etcd members before removing {name}: {p}"))?;
+    let id = u64::from_str_radix(&remove.id, 16).with_context(|| format!("member id {:?}", remove.id))?;
+    let Some(entry) = list.members().iter().find(|m| m.id() == id) else { return Ok(false) };
+    if remove.why == RemoveWhy::NotInInventory {
+        let (members, creds, opts) = etcd_creds(ctx)?;
+        let health = health::check(&members, &creds, opts).await;
+        let voters = list.members().iter().filter(|m| !m.is_learner()).count() - usize::from(!entry.is_learner());
+        let quorum = voters / 2 + 1;
+        let healthy = health.healthy_count();
+        if healthy < quorum {
+            bail!(
+                "removing {name} would leave {voters} members with {healthy} healthy, and quorum needs {quorum}:                  bring the inventory's members back first ({})",
+                health.summary()
+            );
+        }
+    }
+    within(deadline(), t, "removing a member", "the cluster", client.member_remove(id))
+        .await
+        .map_err(|p| anyhow::anyhow!("removing etcd member {name} ({}): {p}", remove.id))?;
+    Ok(true)
+}
+
+/// The removed id is gone from the member list and the inventory's members hold quorum
+/// with a leader.
+async fn member_gone(member: &str, id: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
+    let (members, creds, opts) = etcd_creds(ctx)?;
+    let deadline = Instant::now() + ctx.wait_timeout;
+    loop {
+        let health = health::check(&members, &creds, opts).await;
+        let listed = health.membership.as_ref().map(|l| l.iter().any(|m| m.id == id));
+        let why_not = match listed {
+            None => format!("no member answered the member list ({})", health.summary()),
+            Some(true) => format!("{member} ({id}) is still in the member list"),
+            Some(false) if !health.quorum || health.leader.is_none() => health.summary(),
+            Some(false) => return Ok(()),
+        };
+        if Instant::now() >= deadline {
+            bail!("etcd member {member} not removed after {}s: {why_not}", ctx.wait_timeout.as_secs());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = ctx.cancel.cancelled() => bail!("interrupted while waiting for etcd member {member} to be gone"),
+        }
+    }
 }
 
 /// `member add` of `name` at `peer_url` as a learner, through a healthy voting member.

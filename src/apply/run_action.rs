@@ -80,6 +80,10 @@ pub async fn run(session: &Session, action: &Action) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("purging {path}"))
         }
+        Action::MoveAside { path, to } => {
+            let cmd = format!("if [ -e {p} ]; then mv -T -- {p} {t}; fi", p = q(path), t = q(to));
+            shell(session, &cmd).await.with_context(|| format!("moving {path} aside to {to}"))
+        }
         // Not a host action: the bootstrap-rbac phase sends it to kube-apiserver.
         Action::ApplyObject { kind, name, .. } => bail!("{kind} {name} is applied through the API, not over SSH"),
     }

@@ -1,5 +1,6 @@
 //! `provision apply INVENTORY`: compute the plan once, print it, execute exactly it.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use super::{ExitCode, Failure};
 use crate::apply::cancel::EXIT_INTERRUPTED;
 use crate::apply::events::{Event, Reporter};
 use crate::apply::{self, ApplyContext, Cancel};
+use crate::plan::membership::removals_to_confirm;
 use crate::plan::pipeline::{self, PipelineOptions, Prepared};
 use crate::plan::{Plan, render_text};
 use crate::verify;
@@ -61,6 +63,10 @@ pub struct ApplyArgs {
     /// Skip the etcd snapshot taken before running etcd members are restarted.
     #[arg(long)]
     pub no_backup: bool,
+    /// Confirm the removal of etcd members the inventory no longer lists (without a
+    /// terminal to ask on, apply refuses such a plan unless given --yes).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -72,8 +78,16 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         if args.no_backup {
             plan.phases.iter_mut().for_each(|p| p.snapshot = None);
         }
+        let leaving = removals_to_confirm(&plan);
+        let shown = !leaving.is_empty() && !args.yes && format == OutputFormat::Text;
+        if !leaving.is_empty() && !args.yes {
+            if let Err(e) = confirm_removals(&prepared, &plan, &leaving, format) {
+                prepared.close().await;
+                return Err(e);
+            }
+        }
         let mut result =
-            execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, false).await;
+            execute_plan(&prepared, &plan, &cancel, Duration::from_secs(args.wait_timeout_secs), format, shown).await;
         if matches!(result, Ok(ExitCode::OK)) {
             write_admin_kubeconfig(&prepared, format)?;
             if !args.no_verify && !cancel.is_cancelled() {
@@ -83,6 +97,33 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         prepared.close().await;
         result
     })
+}
+
+/// A plan that removes etcd members goes ahead only with the operator's yes: `--yes`, or
+/// the cluster's name typed at the prompt. Nothing has changed when this refuses.
+fn confirm_removals(prepared: &Prepared, plan: &Plan, leaving: &[String], format: OutputFormat) -> anyhow::Result<()> {
+    let cluster = &prepared.inventory().cluster.name;
+    let what = format!("remove etcd member(s) {} (not in the inventory)", leaving.join(", "));
+    if !std::io::stdin().is_terminal() || format == OutputFormat::Json {
+        return Err(Failure::new(
+            ExitCode::ERROR,
+            format!(
+                "this apply would {what}: run it again with --yes to confirm, or list them in {} again if that was \
+                 a mistake (nothing was changed)",
+                prepared.loaded.path.display()
+            ),
+        )
+        .into());
+    }
+    print_plan(prepared, plan, format)?;
+    eprint!("This apply will {what}. Type the cluster name ({cluster}) to confirm: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != cluster {
+        return Err(Failure::new(ExitCode::ERROR, "not confirmed: nothing was changed").into());
+    }
+    Ok(())
 }
 
 /// The control-plane hosts' admin.conf, also in the state directory for the operator's

@@ -129,6 +129,9 @@ pub struct ClusterHealth {
     pub notes: Vec<String>,
     /// Every member's warnings, prefixed with its name ("node2: slow: ...").
     pub warnings: Vec<String>,
+    /// The cluster's member list, from the first member that answered (None: nobody did).
+    #[serde(skip)]
+    pub membership: Option<Vec<ListedMember>>,
 }
 
 impl ClusterHealth {
@@ -165,8 +168,32 @@ pub struct Probe {
     pub read: Result<Duration, Problem>,
     /// (member id, alarm name) for the whole cluster, as this member reported it.
     pub alarms: Result<Vec<(u64, String)>, Problem>,
-    /// Peer URLs and names of every cluster member, as this member reported them.
-    pub member_list: Result<Vec<(String, Vec<String>)>, Problem>,
+    /// Every cluster member, as this member reported it.
+    pub member_list: Result<Vec<ListedMember>, Problem>,
+}
+
+/// One entry of etcd's member list: what membership changes are planned from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedMember {
+    /// Member id (hex, as etcdctl prints it).
+    pub id: String,
+    /// Empty for a member added but not started yet.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+impl ListedMember {
+    /// The member serves at this peer URL (compared without a trailing slash).
+    pub fn has_peer_url(&self, url: &str) -> bool {
+        self.peer_urls.iter().any(|u| same_url(u, url))
+    }
+
+    /// The numeric id etcd's API takes.
+    pub fn numeric_id(&self) -> Option<u64> {
+        u64::from_str_radix(&self.id, 16).ok()
+    }
 }
 
 /// Probes every member in parallel and assesses the cluster.
@@ -223,7 +250,16 @@ pub async fn probe(member: &Member, creds: &ClientCredentials, opts: HealthOptio
     };
     let member_list = async {
         let r = within(deadline, t, "listing members", ep, c4.member_list()).await?;
-        Ok(r.members().iter().map(|m| (m.name().to_string(), m.peer_urls().to_vec())).collect())
+        Ok(r.members()
+            .iter()
+            .map(|m| ListedMember {
+                id: format!("{:x}", m.id()),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect())
     };
     let (status, read, alarms, member_list) = tokio::join!(status, read, alarms, member_list);
     Probe { member: member.clone(), status, read, alarms, member_list }
@@ -366,15 +402,15 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
 
     // Membership: the member list (from any member that answered) against the inventory.
     if let Some(list) = probes.iter().find_map(|p| p.member_list.as_ref().ok()) {
-        for (name, peers) in list {
-            let known = probes.iter().any(|p| peers.iter().any(|u| same_url(u, &p.member.peer_url)));
+        for listed in list {
+            let known = probes.iter().any(|p| listed.has_peer_url(&p.member.peer_url));
             if !known {
-                let shown = if name.is_empty() { "(unstarted)" } else { name };
-                notes.push(format!("cluster member {shown} at {} is not in the inventory", peers.join(",")));
+                let shown = if listed.name.is_empty() { "(unstarted)" } else { &listed.name };
+                notes.push(format!("cluster member {shown} at {} is not in the inventory", listed.peer_urls.join(",")));
             }
         }
         for p in &probes {
-            if !list.iter().any(|(_, peers)| peers.iter().any(|u| same_url(u, &p.member.peer_url))) {
+            if !list.iter().any(|l| l.has_peer_url(&p.member.peer_url)) {
                 notes.push(format!(
                     "inventory host {} ({}) is not a member of the cluster",
                     p.member.name, p.member.peer_url
@@ -391,7 +427,8 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
         Verdict::Degraded
     };
     let warnings = members.iter().flat_map(|m| m.warnings.iter().map(move |w| format!("{}: {w}", m.name))).collect();
-    ClusterHealth { verdict, exit_code: verdict.exit_code(), quorum, leader, members, notes, warnings }
+    let membership = probes.iter().find_map(|p| p.member_list.as_ref().ok()).cloned();
+    ClusterHealth { verdict, exit_code: verdict.exit_code(), quorum, leader, members, notes, warnings, membership }
 }
 
 /// URLs compare without a trailing slash.
@@ -428,8 +465,18 @@ mod tests {
         }
     }
 
-    fn list() -> Vec<(String, Vec<String>)> {
-        (1..=3).map(|i| (format!("m{i}"), vec![format!("https://10.0.0.{i}:2380")])).collect()
+    fn listed(name: &str, peer: &str) -> ListedMember {
+        ListedMember {
+            id: "1".into(),
+            name: name.into(),
+            peer_urls: vec![peer.into()],
+            client_urls: vec![],
+            is_learner: false,
+        }
+    }
+
+    fn list() -> Vec<ListedMember> {
+        (1..=3).map(|i| listed(&format!("m{i}"), &format!("https://10.0.0.{i}:2380"))).collect()
     }
 
     fn good(i: u8, leader: u64) -> Probe {
@@ -484,7 +531,7 @@ mod tests {
 
         let mut p = good(1, 1);
         let mut l = list();
-        l.push(("m9".into(), vec!["https://10.0.0.9:2380".into()]));
+        l.push(listed("m9", "https://10.0.0.9:2380"));
         p.member_list = Ok(l);
         let h = assess(vec![p, good(2, 1), good(3, 1)], HealthOptions::default());
         assert_eq!(h.verdict, Verdict::Degraded);

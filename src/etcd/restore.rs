@@ -91,9 +91,7 @@ pub async fn restore(
     say: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<RestoreReport> {
     let started = Instant::now();
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
-        .unwrap_or_else(|_| "restore".into());
+    let stamp = crate::plan::pipeline::utc_stamp(time::OffsetDateTime::now_utc());
     let token = format!("{}-restore-{stamp}", inventory.cluster.name);
     let cluster = initial_cluster(members);
 

@@ -191,6 +191,12 @@ pub enum Action {
     PurgeDir {
         path: String,
     },
+    /// Renamed, never deleted (a removed or stale etcd member's data): nothing to do
+    /// when `path` is gone already, so a re-run converges.
+    MoveAside {
+        path: String,
+        to: String,
+    },
     /// A cluster object, server-side applied through the host's kube-apiserver.
     ApplyObject {
         kind: String,
@@ -231,7 +237,8 @@ impl Action {
             | Action::WriteFile { path, .. }
             | Action::RemoveFile { path }
             | Action::RemoveDir { path }
-            | Action::PurgeDir { path } => path,
+            | Action::PurgeDir { path }
+            | Action::MoveAside { path, .. } => path,
             Action::DaemonReload { .. } => "systemd",
             Action::EnableUnit { unit }
             | Action::StartUnit { unit }

@@ -8,6 +8,7 @@ pub mod action;
 pub mod api_objects;
 pub mod diff;
 pub mod facts;
+pub mod membership;
 pub mod phase_spec;
 pub mod pipeline;
 pub mod render_text;
@@ -117,7 +118,7 @@ impl Plan {
             .iter()
             .map(|p| {
                 p.hosts.iter().map(|h| h.actions.len()).sum::<usize>()
-                    + p.stages.iter().map(|s| s.actions.len()).sum::<usize>()
+                    + p.stages.iter().map(|s| s.changes()).sum::<usize>()
             })
             .sum();
     }

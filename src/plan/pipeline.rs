@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::Plan;
 use super::api_objects;
+use super::membership::{Membership, plan_membership};
 use super::rollout::{self, EtcdNow};
 use super::diff::plan_apply;
 use super::reset::{ResetOptions, plan_reset};
@@ -46,6 +47,8 @@ pub struct Prepared {
     pub api: Option<Observation>,
     /// The running etcd cluster as etcd-client saw it (its leader goes last in a rollout).
     pub etcd_now: EtcdNow,
+    /// When the facts were read (UTC, `20261205T174500Z`): names what a plan moves aside.
+    pub planned_at: String,
     pub timings: Timings,
 }
 
@@ -78,10 +81,19 @@ impl Prepared {
         let backups = self.backup_dir();
         let backup = Some((backups.to_str().unwrap_or_default(), inv.etcd.backup_retention.max(1) as usize));
         rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
-        let data_guard = format!("{}/member", inv.etcd.data_dir);
         let peer_urls = crate::etcd::members(inv).into_iter().map(|m| (m.name, m.peer_url)).collect();
-        let dropin = crate::render::paths::ETCD_BOOTSTRAP_DROPIN;
-        rollout::plan_join(&mut plan, &self.gathered.facts, &members, &peer_urls, &data_guard, dropin, backup);
+        let reachable = self.gathered.sessions.keys().cloned().collect();
+        let membership = Membership {
+            members: &members,
+            peer_urls: &peer_urls,
+            data_dir: &inv.etcd.data_dir,
+            dropin: crate::render::paths::ETCD_BOOTSTRAP_DROPIN,
+            desired: &self.desired,
+            backup,
+            reachable: &reachable,
+            aside_suffix: &self.planned_at,
+        };
+        plan_membership(&mut plan, &self.gathered.facts, &self.etcd_now, &membership);
         rollout::refuse_etcd_ca_swap(&mut plan, &self.gathered.facts, &members, crate::render::paths::ETCD_CA_CRT);
         super::versions::judge_hosts(&mut plan, &self.gathered.facts, inv);
         plan
@@ -155,7 +167,10 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         Some(host) => Some(bootstrap::observe(inv, &pki, host, gathered.facts.get(&host.name), api_objects).await),
         None => None,
     };
+    let mut gathered = gathered;
     let etcd_now = if opts.binary_paths_only { EtcdNow::default() } else { read_etcd(inv, &state, &pki, &gathered).await };
+    connect_leaving_members(inv, &inventory_dir(&loaded.path), &state, &etcd_now, &mut gathered).await;
+    let planned_at = utc_stamp(time::OffsetDateTime::now_utc());
     let timings = Timings { load_pki_render, connect_and_facts, artifacts: artifacts_time };
     if std::env::var_os("PROVISION_TIMINGS").is_some() {
         eprintln!(
@@ -165,7 +180,7 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
             timings.artifacts.as_secs_f64() * 1000.0
         );
     }
-    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api, etcd_now, timings })
+    Ok(Prepared { loaded, state, pki, desired, skipped, artifact_notes, gathered, api, etcd_now, planned_at, timings })
 }
 
 /// The leader of the running etcd cluster, read over etcd-client when any member's etcd
@@ -184,9 +199,42 @@ async fn read_etcd(inv: &Inventory, state: &StateDir, pki: &Pki, gathered: &Gath
     };
     let opts = crate::etcd::health::HealthOptions::for_cluster(inv, Duration::from_secs(3));
     let health = crate::etcd::health::check(&members, &creds, opts).await;
-    EtcdNow { leader: health.leader }
+    let healthy = health.members.iter().filter(|m| m.healthy).map(|m| m.name.clone()).collect();
+    EtcdNow { leader: health.leader, members: health.membership, healthy }
 }
 
+/// A cluster member the inventory no longer lists is retired on its host (etcd stopped,
+/// disabled, data kept aside) when that host answers over SSH: as the inventory host of
+/// that name when it is still one (another role), else at its peer address with the
+/// inventory's [ssh] settings. Unreachable: the plan removes the member only, and says so.
+async fn connect_leaving_members(
+    inv: &Inventory,
+    inventory_dir: &Path,
+    state: &StateDir,
+    etcd: &EtcdNow,
+    gathered: &mut Gathered,
+) {
+    let Some(live) = &etcd.members else { return };
+    let peers: Vec<String> = crate::etcd::members(inv).into_iter().map(|m| m.peer_url).collect();
+    for l in live.iter().filter(|l| !l.name.is_empty() && !peers.iter().any(|p| l.has_peer_url(p))) {
+        if gathered.sessions.contains_key(&l.name) {
+            continue;
+        }
+        let Some(address) = l.peer_urls.first().and_then(|u| super::membership::peer_host(u).parse().ok()) else {
+            continue;
+        };
+        let host = crate::inventory::Host { name: l.name.clone(), address, roles: Vec::new(), ssh_port: None, ssh_user: None };
+        let Ok(target) = crate::ssh::Target::for_host(inv, &host, state, inventory_dir) else { continue };
+        if let Ok(Ok(session)) = tokio::time::timeout(Duration::from_secs(10), crate::ssh::Session::connect(&target)).await {
+            gathered.sessions.insert(l.name.clone(), session);
+        }
+    }
+}
+
+/// `20261205T174500Z` (UTC): how the state dir's other stamps read (restore's too).
+pub fn utc_stamp(t: time::OffsetDateTime) -> String {
+    t.format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap_or_default()
+}
 /// The etcd data dir on etcd members: reset --purge-data removes it, so its state is
 /// gathered with the rest.
 fn extra_paths(inv: &Inventory, desired: &DesiredState) -> ExtraPaths {
@@ -202,4 +250,13 @@ fn extra_paths(inv: &Inventory, desired: &DesiredState) -> ExtraPaths {
 fn inventory_dir(path: &Path) -> PathBuf {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_stamp_reads_like_the_state_dirs_other_stamps() {
+        let t = time::OffsetDateTime::from_unix_timestamp(1_796_492_700).unwrap();
+        assert_eq!(super::utc_stamp(t), "20261205T174500Z");
+    }
 }

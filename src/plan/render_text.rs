@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use super::membership::RemoveWhy;
 use super::action::{Action, ObjectReason, RestartReason, Wait, WriteReason};
 use super::{Plan, PlanKind};
 
@@ -91,9 +92,24 @@ fn stages_text(plan: &Plan) -> String {
         for (i, s) in p.stages.iter().enumerate() {
             let restarts: Vec<String> = s.actions.iter().map(line).collect();
             let leader = s.move_leader_to.as_deref().map(|to| format!("move etcd leadership to {to}, then ")).unwrap_or_default();
+            let leader = match &s.remove_member {
+                Some(r) if r.why == RemoveWhy::NotInInventory => format!(
+                    "{leader}etcd member remove {} (id {}, {}: not in the inventory; apply needs --yes), then ",
+                    s.host,
+                    r.id,
+                    r.peer_urls.join(",")
+                ),
+                Some(r) => format!("{leader}etcd member remove {}'s stale id {} (its data is gone), then ", s.host, r.id),
+                None => leader,
+            };
             let leader = match &s.add_learner {
                 Some(url) => format!("{leader}etcd member add {} ({url}) as a learner, then ", s.host),
                 None => leader,
+            };
+            let restarts = if restarts.is_empty() && s.remove_member.is_some() {
+                vec![format!("nothing on {} (not reachable over SSH: stop its etcd there by hand)", s.host)]
+            } else {
+                restarts
             };
             let _ = writeln!(
                 out,
@@ -165,6 +181,7 @@ pub fn line(a: &Action) -> String {
         Action::RemoveFile { path } => format!("- remove {path}"),
         Action::RemoveDir { path } => format!("- remove dir {path}"),
         Action::PurgeDir { path } => format!("- purge {path} (and everything in it: --purge-data)"),
+        Action::MoveAside { path, to } => format!("> move {path} aside to {to} (kept, not deleted)"),
         Action::ApplyObject { kind, name, why, detail, .. } => match why {
             ObjectReason::Create => format!("+ create {kind} {name} (via kube-apiserver)"),
             ObjectReason::Update => format!("~ update {kind} {name} (via kube-apiserver: differs)"),

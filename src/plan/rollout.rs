@@ -28,6 +28,11 @@ pub struct Stage {
     /// etcd only: hand leadership to this member before restarting this host (the leader).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub move_leader_to: Option<String>,
+    /// etcd only: `member remove` this member (after the leader moved away from it,
+    /// before the stage's actions): one the inventory no longer lists, or the stale entry
+    /// of a listed member whose data is gone (then re-added as `add_learner` says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remove_member: Option<super::membership::RemoveMember>,
     /// etcd only: `member add` this peer URL as a learner before the stage's start (a
     /// member joining a running cluster).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,13 +42,27 @@ pub struct Stage {
     pub gate: Gate,
 }
 
+impl Stage {
+    /// Its actions, and a `member remove` (a change even when the host is unreachable).
+    pub fn changes(&self) -> usize {
+        self.actions.len() + usize::from(self.remove_member.is_some())
+    }
+}
+
 /// What must hold on the restarted host before the rollout moves on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "gate", rename_all = "kebab-case")]
 pub enum Gate {
     /// The member answers a linearizable read, its applied raft index has reached the
     /// leader's index (read once it answers), and the cluster has a leader and quorum.
-    EtcdMember { member: String },
+    /// On the last stage of a minor upgrade, also: the cluster version (etcd's
+    /// `/version`, `etcdcluster`) has reached that minor, which the leader raises once
+    /// every member runs it.
+    EtcdMember {
+        member: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cluster_version: Option<String>,
+    },
     /// The units are active (not activating, not restarting), then `/readyz` answers 200.
     ApiserverReady { units: Vec<String> },
     /// The units are active and stay so (not in a restart loop).
@@ -51,19 +70,28 @@ pub enum Gate {
     /// A joining member: its learner's applied index reaches the leader's, it is promoted
     /// to a voting member, then as `EtcdMember`.
     EtcdJoin { member: String },
+    /// A removed member: its id is gone from the member list, and the members the
+    /// inventory lists hold quorum with a leader.
+    EtcdRemoved { member: String, id: String },
 }
 
 impl Gate {
     pub fn describe(&self) -> String {
         match self {
-            Gate::EtcdMember { member } => {
+            Gate::EtcdMember { member, cluster_version: None } => {
                 format!("etcd member {member} healthy, caught up with the leader, quorum held")
             }
+            Gate::EtcdMember { member, cluster_version: Some(v) } => format!(
+                "etcd member {member} healthy, caught up with the leader, quorum held, cluster version {v}"
+            ),
             Gate::ApiserverReady { units } => format!("{} active, /readyz 200", units.join(", ")),
             Gate::UnitsActive { units } => format!("{} active", units.join(", ")),
             Gate::EtcdJoin { member } => format!(
                 "etcd learner {member} caught up with the leader, promoted to a voting member, healthy, quorum held"
             ),
+            Gate::EtcdRemoved { member, id } => {
+                format!("etcd member {member} ({id}) gone from the member list, the others hold quorum with a leader")
+            }
         }
     }
 }
@@ -83,6 +111,10 @@ pub struct Snapshot {
 pub struct EtcdNow {
     /// Name of the current leader.
     pub leader: Option<String>,
+    /// The member list (None: no member answered, so membership is not planned).
+    pub members: Option<Vec<crate::etcd::health::ListedMember>>,
+    /// The inventory's members that answered a linearizable read.
+    pub healthy: Vec<String>,
 }
 
 /// Moves the restarts of running units out of each rolling phase's host steps into
@@ -110,11 +142,18 @@ pub fn stage_restarts(
             }
             let units: Vec<String> = rolling.iter().map(|a| a.target().to_string()).collect();
             let gate = match kind {
-                RollingGate::EtcdMember => Gate::EtcdMember { member: h.host.clone() },
+                RollingGate::EtcdMember => Gate::EtcdMember { member: h.host.clone(), cluster_version: None },
                 RollingGate::ApiserverReady => Gate::ApiserverReady { units },
                 RollingGate::UnitsActive => Gate::UnitsActive { units },
             };
-            stages.push(Stage { host: h.host.clone(), move_leader_to: None, add_learner: None, actions: rolling, gate });
+            stages.push(Stage {
+                host: h.host.clone(),
+                move_leader_to: None,
+                remove_member: None,
+                add_learner: None,
+                actions: rolling,
+                gate,
+            });
         }
         phase.hosts.retain(|h: &HostSteps| !h.actions.is_empty());
         drop_staged_from_waits(&mut phase.waits, &stages);
@@ -128,104 +167,6 @@ pub fn stage_restarts(
         }
         phase.stages = stages;
     }
-    plan.count_changes();
-}
-
-/// A listed etcd member without data while the cluster runs joins it as a membership
-/// stage: `member add` as a learner (it does not count for quorum until promoted), its
-/// first start with `--initial-cluster-state=existing` (the bootstrap drop-in), a gate
-/// that waits for the learner to catch up with the leader, promotes it, and waits for it
-/// to be healthy. One membership change at a time, and not together with restarts of the
-/// running members: either is refused before anything changes, with what to do instead.
-/// (A plain start with `new` would fail with "cluster ID mismatch", or split a cluster.)
-/// `data_guard`: `<data_dir>/member`; `peer_urls`: each inventory member's peer URL;
-/// `dropin`: the bootstrap drop-in's path.
-pub fn plan_join(
-    plan: &mut Plan,
-    facts: &BTreeMap<String, HostFacts>,
-    etcd_members: &[String],
-    peer_urls: &BTreeMap<String, String>,
-    data_guard: &str,
-    dropin: &str,
-    backup: Option<(&str, usize)>,
-) {
-    if !etcd_quorum_running(facts, etcd_members) {
-        return;
-    }
-    let joiners: Vec<String> = etcd_members
-        .iter()
-        .filter(|name| {
-            facts.get(*name).is_some_and(|f| {
-                !etcd_active(f) && *f.path(data_guard) == super::facts::PathState::Missing
-            })
-        })
-        .cloned()
-        .collect();
-    let problem = |plan: &mut Plan, name: &str, why: String| {
-        if let Some(report) = plan.hosts.iter_mut().find(|h| h.host == name) {
-            report.problems.push(why);
-        }
-    };
-    if joiners.len() > 1 {
-        for name in &joiners {
-            let why = format!(
-                "{} etcd members would join at once ({}): membership changes one member at a time; keep one of \
-                 them in the inventory, apply, then add the next (nothing was changed)",
-                joiners.len(),
-                joiners.join(", ")
-            );
-            problem(plan, name, why);
-        }
-        return;
-    }
-    let Some(name) = joiners.into_iter().next() else { return };
-    let busy: Vec<String> = plan
-        .phases
-        .iter()
-        .filter(|p| p.phase == super::action::Phase::Etcd)
-        .flat_map(|p| p.stages.iter().map(|s| s.host.clone()))
-        .collect();
-    if !busy.is_empty() {
-        let why = format!(
-            "{name} would join while running members restart ({}): one change at a time; apply without {name} \
-             first, then add it (nothing was changed)",
-            busy.join(", ")
-        );
-        problem(plan, &name, why);
-        return;
-    }
-    let Some(phase) = plan.phases.iter_mut().find(|p| p.phase == super::action::Phase::Etcd) else { return };
-    let Some(host) = phase.hosts.iter_mut().find(|h| h.host == name) else { return };
-    // Its first start with --initial-cluster-state=existing: the bootstrap drop-in names
-    // every inventory member (the running ones and this one), as a joining member needs.
-    for a in host.actions.iter_mut() {
-        if let Action::WriteFile { path, sha256, size, content, .. } = a
-            && path == dropin
-        {
-            let text = String::from_utf8_lossy(&content.0)
-                .replace("--initial-cluster-state=new", "--initial-cluster-state=existing");
-            let bytes = text.into_bytes();
-            *sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-            *size = bytes.len();
-            *content = super::action::Content(std::sync::Arc::new(bytes));
-        }
-    }
-    let (starts, rest): (Vec<Action>, Vec<Action>) = std::mem::take(&mut host.actions).into_iter().partition(
-        |a| matches!(a, Action::StartUnit { unit } | Action::RestartUnit { unit, .. } if unit == "etcd.service"),
-    );
-    host.actions = rest;
-    let start = starts.into_iter().next().unwrap_or(Action::StartUnit { unit: "etcd.service".into() });
-    phase.hosts.retain(|h| !h.actions.is_empty());
-    phase.stages.push(Stage {
-        host: name.clone(),
-        move_leader_to: None,
-        add_learner: peer_urls.get(&name).cloned(),
-        actions: vec![start],
-        gate: Gate::EtcdJoin { member: name.clone() },
-    });
-    drop_staged_from_waits(&mut phase.waits, &phase.stages);
-    phase.snapshot =
-        backup.map(|(dir, keep)| Snapshot { dir: dir.to_string(), keep, because: format!("etcd member {name} joins") });
     plan.count_changes();
 }
 
@@ -273,7 +214,7 @@ pub fn refuse_etcd_ca_swap(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>,
 
 /// The phase's waits were computed for every start and restart; the staged ones are
 /// gated by their stage instead. No unit left to wait for: no wait at all.
-fn drop_staged_from_waits(waits: &mut Vec<Wait>, stages: &[Stage]) {
+pub(super) fn drop_staged_from_waits(waits: &mut Vec<Wait>, stages: &[Stage]) {
     let staged = |host: &str, unit: &String| {
         stages.iter().any(|s| s.host == host && s.actions.iter().any(|a| a.target() == unit))
     };
@@ -301,7 +242,7 @@ fn restarts_running_unit(a: &Action) -> bool {
 
 /// A majority of the members run etcd: the cluster is up and a rolling restart keeps it
 /// so. Otherwise (being created, or a majority down) the members start together.
-fn etcd_quorum_running(facts: &BTreeMap<String, HostFacts>, members: &[String]) -> bool {
+pub(super) fn etcd_quorum_running(facts: &BTreeMap<String, HostFacts>, members: &[String]) -> bool {
     let running = members
         .iter()
         .filter(|m| facts.get(*m).is_some_and(etcd_active))
@@ -391,13 +332,13 @@ mod tests {
         p.phases[0].waits =
             vec![Wait::UnitsActive { hosts: all("etcd.service") }, Wait::EtcdQuorum { members: members() }];
         let f = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active")]);
-        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) }, Some(("/b", 3)));
+        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()), ..Default::default() }, Some(("/b", 3)));
         let phase = &p.phases[0];
         let order: Vec<&str> = phase.stages.iter().map(|s| s.host.as_str()).collect();
         assert_eq!(order, ["n2", "n3", "n1"]);
         assert_eq!(phase.stages[2].move_leader_to.as_deref(), Some("n2"));
         assert!(phase.stages[..2].iter().all(|s| s.move_leader_to.is_none()));
-        assert!(phase.stages.iter().all(|s| s.gate == Gate::EtcdMember { member: s.host.clone() }));
+        assert!(phase.stages.iter().all(|s| s.gate == Gate::EtcdMember { member: s.host.clone(), cluster_version: None }));
         // The writes stay in the prepare step of every host; no restart is left there.
         assert!(phase.hosts.iter().all(|h| h.actions == vec![write("u")]));
         assert_eq!(p.changes, before, "stages count as changes");
@@ -436,76 +377,13 @@ mod tests {
             ],
         );
         let f = facts(&[("n1", "active"), ("n2", "failed"), ("n3", "active")]);
-        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()) }, Some(("/b", 3)));
+        stage_restarts(&mut p, &f, &members(), &EtcdNow { leader: Some("n1".into()), ..Default::default() }, Some(("/b", 3)));
         let phase = &p.phases[0];
         assert_eq!(phase.stages.len(), 1);
         // Only the leader restarts: leadership goes to the first other member.
         assert_eq!(phase.stages[0].move_leader_to.as_deref(), Some("n2"));
         assert_eq!(phase.hosts.len(), 1);
         assert_eq!(phase.hosts[0].host, "n2");
-    }
-
-    #[test]
-    fn a_new_member_of_a_running_cluster_joins_as_a_learner_stage_one_at_a_time() {
-        let report = |h: &str| crate::plan::HostReport::new(h, "");
-        let mut p = plan(Phase::Etcd, &[]);
-        p.hosts = ["n1", "n2", "n3", "n4"].iter().map(|h| report(h)).collect();
-        let mut f = facts(&[("n1", "active"), ("n2", "active"), ("n3", "active"), ("n4", "inactive")]);
-        let data = crate::plan::facts::PathState::Dir(crate::plan::facts::Ownership {
-            mode: 0o700,
-            owner: "etcd".into(),
-            group: "etcd".into(),
-        });
-        for h in ["n1", "n2", "n3"] {
-            f.get_mut(h).unwrap().paths.insert("/var/lib/etcd/member".into(), data.clone());
-        }
-        let four: Vec<String> = ["n1", "n2", "n3", "n4"].iter().map(|s| s.to_string()).collect();
-        let urls: BTreeMap<String, String> =
-            four.iter().map(|h| (h.clone(), format!("https://{h}:2380"))).collect();
-        let dropin = "/etc/systemd/system/etcd.service.d/10-bootstrap.conf";
-        let boot = Action::WriteFile {
-            path: dropin.into(),
-            mode: crate::plan::action::Mode(0o600),
-            owner: "root".into(),
-            group: "root".into(),
-            sha256: String::new(),
-            size: 0,
-            secret: false,
-            why: vec![WriteReason::Create],
-            content: crate::plan::action::Content(std::sync::Arc::new(
-                b"Environment=\"PROVISION_ETCD_BOOTSTRAP_FLAGS=--initial-cluster=a --initial-cluster-state=new\"".to_vec(),
-            )),
-        };
-        p.phases[0].hosts = vec![HostSteps {
-            host: "n4".into(),
-            actions: vec![boot, Action::StartUnit { unit: "etcd.service".into() }],
-        }];
-        plan_join(&mut p, &f, &four, &urls, "/var/lib/etcd/member", dropin, Some(("/b", 3)));
-        assert!(p.failed_hosts().is_empty(), "{:?}", p.hosts);
-        let etcd = &p.phases[0];
-        assert_eq!(etcd.stages.len(), 1);
-        assert_eq!(etcd.stages[0].add_learner.as_deref(), Some("https://n4:2380"));
-        assert_eq!(etcd.stages[0].gate, Gate::EtcdJoin { member: "n4".into() });
-        assert_eq!(etcd.stages[0].actions, vec![Action::StartUnit { unit: "etcd.service".into() }]);
-        let Action::WriteFile { content, sha256, .. } = &etcd.hosts[0].actions[0] else { panic!("{etcd:?}") };
-        assert!(String::from_utf8_lossy(&content.0).contains("--initial-cluster-state=existing"));
-        assert_eq!(sha256, &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.0.as_slice())));
-        assert!(etcd.snapshot.as_ref().is_some_and(|s| s.because.contains("n4 joins")));
-        // Two at once: refused on both, one membership change at a time.
-        let mut p3 = plan(Phase::Etcd, &[]);
-        p3.hosts = ["n1", "n2", "n3", "n4", "n5"].iter().map(|h| report(h)).collect();
-        let mut f5 = f.clone();
-        f5.insert("n5".into(), f["n4"].clone());
-        let five: Vec<String> = ["n1", "n2", "n3", "n4", "n5"].iter().map(|s| s.to_string()).collect();
-        plan_join(&mut p3, &f5, &five, &urls, "/var/lib/etcd/member", dropin, None);
-        assert_eq!(p3.failed_hosts(), vec!["n4", "n5"]);
-        assert!(p3.hosts[3].problems[0].contains("one member at a time"), "{:?}", p3.hosts[3]);
-        // A cluster being created: every member starts without data, together.
-        let mut p2 = plan(Phase::Etcd, &[]);
-        p2.hosts = ["n1", "n2", "n3"].iter().map(|h| report(h)).collect();
-        let fresh = facts(&[("n1", "inactive"), ("n2", "inactive"), ("n3", "inactive")]);
-        plan_join(&mut p2, &fresh, &members(), &BTreeMap::new(), "/var/lib/etcd/member", "/d", None);
-        assert!(p2.failed_hosts().is_empty());
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub fn judge(product: Product, binary: &str, running: Release, wanted: Release) 
 /// A binary whose `--version` cannot be read is a note, not a refusal: the rolling restart
 /// still protects the cluster.
 pub fn judge_hosts(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, inv: &Inventory) {
+    // The etcd minor the members move to, when they do (the rollout's last gate waits for it).
+    let mut etcd_minor_up: Option<Release> = None;
     for report in plan.hosts.iter_mut() {
         let Some(f) = facts.get(&report.host) else { continue };
         for (binary, line) in &f.versions {
@@ -144,10 +146,32 @@ pub fn judge_hosts(plan: &mut Plan, facts: &BTreeMap<String, HostFacts>, inv: &I
             };
             match judge(product, binary, running, wanted) {
                 Step::Same => {}
-                Step::Change(c) => report.version_changes.push(c),
+                Step::Change(c) => {
+                    if product == Product::Etcd && wanted.1 != running.1 {
+                        etcd_minor_up = Some(wanted);
+                    }
+                    report.version_changes.push(c)
+                }
                 Step::Refused(why) => report.problems.push(format!("{why} (nothing was changed)")),
             }
         }
+    }
+    if let Some(minor) = etcd_minor_up {
+        gate_last_etcd_stage_on_cluster_version(plan, minor);
+    }
+}
+
+/// The last etcd stage of a minor upgrade also waits for the cluster version: until the
+/// leader raises it, the cluster still speaks the old minor's protocol.
+fn gate_last_etcd_stage_on_cluster_version(plan: &mut Plan, minor: Release) {
+    let last = plan
+        .phases
+        .iter_mut()
+        .filter(|p| p.phase == super::action::Phase::Etcd)
+        .flat_map(|p| p.stages.last_mut())
+        .next();
+    if let Some(super::rollout::Stage { gate: super::rollout::Gate::EtcdMember { cluster_version, .. }, .. }) = last {
+        *cluster_version = Some(format!("{}.{}", minor.0, minor.1));
     }
 }
 
