@@ -120,7 +120,19 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
     let started = Instant::now();
     let out = provision(&["--output", "json", "etcd", "restore", inv_arg, &snapshot, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let restored: Value = serde_json::from_slice(&out.stdout).expect("json");
+    // One JSON event a line: the plan, every step (the same events as apply), the report last.
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON event")).collect();
+    let plan = &events[0]["plan"];
+    assert_eq!(plan["kind"], "restore", "{stdout}");
+    let steps: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "action-done" && e["host"] == "node1")
+        .map(|e| e["action"]["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(steps, ["write-file", "stop-unit", "restore-etcd-member", "start-unit", "remove-file", "purge-dir"]);
+    assert!(!stdout.contains("BEGIN"), "no key material in the events");
+    let restored = &events.last().expect("events")["report"];
     eprintln!("restore took {:?}: {}", started.elapsed(), String::from_utf8_lossy(&out.stderr));
     assert_eq!(restored["verdict"], "healthy");
     assert_eq!(restored["snapshot_revision"].as_i64(), Some(snap_rev));
@@ -150,6 +162,27 @@ fn restore_on_lab_hosts_brings_every_member_back_to_the_snapshot() {
         assert_eq!(lines.next(), Some("0"), "no restore leftovers beside the data dir: {st}");
     }
     assert!(Path::new(&snapshot).exists());
+
+    // A member that fails to restore (an etcdutl that exits 1 on node3): the rollback plan
+    // puts every member's previous data back and starts etcd; nothing written is lost.
+    let out = local(0, "put /registry/lab/before-failed-restore kept");
+    assert!(out.success(), "{}", out.stderr_text());
+    let shim = "printf '#!/bin/sh\\necho broken etcdutl >&2\\nexit 1\\n' > /usr/local/bin/etcdutl && chmod 755 /usr/local/bin/etcdutl";
+    rt.block_on(sessions[2].exec_checked(shim, None)).expect("shim");
+    let t = Instant::now();
+    let out = provision(&["etcd", "restore", inv_arg, &snapshot, "--yes"]);
+    rt.block_on(sessions[2].exec_checked("rm -f /usr/local/bin/etcdutl", None)).expect("shim removed");
+    eprintln!("failed restore + rollback: {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("previous data was put back"), "{}", text(&out));
+    let out = provision(&["etcd", "health", inv_arg]);
+    assert_eq!(out.status.code(), Some(0), "healthy after the rollback: {}", text(&out));
+    let kept = local(1, "get /registry/lab/before-failed-restore --print-value-only");
+    assert_eq!(kept.stdout_text().trim(), "kept", "the data from before the failed restore is back");
+    for s in &sessions {
+        let left = rt.block_on(s.exec_checked("ls -d /var/lib/etcd.restore-* /var/lib/etcd.provision-restore-* 2>/dev/null | wc -l", None));
+        assert_eq!(left.expect("ls").stdout_text().trim(), "0", "no half-restored dir or upload left");
+    }
 
     drop(lab);
 }

@@ -4,10 +4,10 @@
 //!
 //! Needs root and `provision lab` prerequisites (systemd-container, debootstrap, zstd).
 
-#[path = "support/lab_cli.rs"]
-mod lab_cli;
 #[path = "support/etcd_probe.rs"]
 mod etcd_probe;
+#[path = "support/lab_cli.rs"]
+mod lab_cli;
 
 use etcd_probe::*;
 use lab_cli::*;
@@ -50,7 +50,8 @@ fn assert_members(inventory: &std::path::Path, n: usize) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     for m in &members {
         let got = rt.block_on(async {
-            let mut c = provision::etcd::connect::connect(m, &creds, std::time::Duration::from_secs(5)).await.unwrap().client;
+            let mut c =
+                provision::etcd::connect::connect(m, &creds, std::time::Duration::from_secs(5)).await.unwrap().client;
             c.get("membership/before", None).await.unwrap()
         });
         assert_eq!(got.kvs().first().map(|kv| kv.value().to_vec()), Some(b"kept".to_vec()), "on {}", m.name);
@@ -73,9 +74,10 @@ fn apply_probed(probed: &std::path::Path, inventory: &std::path::Path, extra: &[
         log.two_down,
         log.longest_leaderless.as_secs_f64()
     );
-    for line in applied.lines().filter(|l| {
-        ["learner", "removed", "leadership", "gate passed", "snapshot saved"].iter().any(|k| l.contains(k))
-    }) {
+    for line in applied
+        .lines()
+        .filter(|l| ["learner", "removed", "leadership", "gate passed", "snapshot saved"].iter().any(|k| l.contains(k)))
+    {
         eprintln!("  {line}");
     }
     assert_eq!(log.two_down, 0, "{what}: two members were down at once: {log:?}");
@@ -106,7 +108,8 @@ fn three_to_five_to_three_members_through_the_inventory_alone() {
     let (rt, mut client) = etcd_client_rt(&base);
     rt.block_on(client.put("membership/before", "kept", None)).unwrap();
     drop((client, rt));
-    let starts: Vec<String> = (0..3).map(|i| unit_start(&lab, &lab.hosts[i].address.to_string(), "etcd.service")).collect();
+    let starts: Vec<String> =
+        (0..3).map(|i| unit_start(&lab, &lab.hosts[i].address.to_string(), "etcd.service")).collect();
 
     // 3 -> 4: a learner stage, the running members untouched.
     let (status, plan) = plan_json(four.to_str().unwrap());
@@ -124,7 +127,8 @@ fn three_to_five_to_three_members_through_the_inventory_alone() {
     apply_probed(&base, &five, &[], "4 -> 5");
     assert_eq!(plan_json(five.to_str().unwrap()).0, 0, "converged at 5");
     assert_members(&five, 5);
-    let after: Vec<String> = (0..3).map(|i| unit_start(&lab, &lab.hosts[i].address.to_string(), "etcd.service")).collect();
+    let after: Vec<String> =
+        (0..3).map(|i| unit_start(&lab, &lab.hosts[i].address.to_string(), "etcd.service")).collect();
     assert_eq!(starts, after, "a running member restarted for a join");
 
     // 5 -> 3: the plan shows both removals; without --yes nothing changes.
@@ -153,7 +157,8 @@ fn three_to_five_to_three_members_through_the_inventory_alone() {
         let state = ssh(&lab, &a, "root", "systemctl is-active etcd.service; systemctl is-enabled etcd.service");
         let said = String::from_utf8_lossy(&state.stdout).into_owned();
         assert_eq!(said.split_whitespace().collect::<Vec<_>>(), ["inactive", "disabled"], "node{i}: {}", text(&state));
-        let kept = ssh_ok(&lab, &a, "ls -d /var/lib/etcd/member.removed-*/snap; test ! -e /var/lib/etcd/member && echo gone");
+        let kept =
+            ssh_ok(&lab, &a, "ls -d /var/lib/etcd/member.removed-*/snap; test ! -e /var/lib/etcd/member && echo gone");
         assert!(kept.contains("/snap") && kept.contains("gone"), "node{i}: {kept}");
     }
     provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
@@ -174,7 +179,8 @@ fn a_member_whose_data_was_wiped_is_replaced_by_the_next_apply() {
     let before = etcd_health(&lab.inventory);
     let leader = before.leader.clone().expect("a leader");
     let victim = lab.hosts.iter().find(|h| h.name != leader).unwrap();
-    let old_id = before.members.iter().find(|m| m.name == victim.name).and_then(|m| m.status.as_ref()).unwrap().id.clone();
+    let old_id =
+        before.members.iter().find(|m| m.name == victim.name).and_then(|m| m.status.as_ref()).unwrap().id.clone();
     let a = victim.address.to_string();
     ssh_ok(&lab, &a, "systemctl stop etcd.service && rm -rf /var/lib/etcd/member");
 
@@ -192,7 +198,8 @@ fn a_member_whose_data_was_wiped_is_replaced_by_the_next_apply() {
     assert_eq!(plan_json(inv).0, 0, "converged after the replacement");
     assert_members(&lab.inventory, 3);
     let after = etcd_health(&lab.inventory);
-    let new_id = after.members.iter().find(|m| m.name == victim.name).and_then(|m| m.status.as_ref()).unwrap().id.clone();
+    let new_id =
+        after.members.iter().find(|m| m.name == victim.name).and_then(|m| m.status.as_ref()).unwrap().id.clone();
     assert_ne!(new_id, old_id, "a new member id");
     eprintln!("{}: member id {old_id} -> {new_id}", victim.name);
 }

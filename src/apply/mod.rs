@@ -46,6 +46,8 @@ pub struct Outcome {
     pub interrupted: bool,
     /// A wait (etcd quorum, units active) failed: the phase is not healthy.
     pub wait_failures: Vec<String>,
+    /// The index (in `plan.phases`) of the phase the run stopped in, when it stopped.
+    pub stopped_in: Option<usize>,
 }
 
 impl Outcome {
@@ -73,7 +75,7 @@ pub async fn execute(plan: &Plan, ctx: &ApplyContext<'_>) -> Outcome {
             outcome.failed_hosts.push((h.host.clone(), error));
         }
     }
-    for phase_plan in &plan.phases {
+    for (index, phase_plan) in plan.phases.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             outcome.interrupted = true;
             break;
@@ -97,9 +99,11 @@ pub async fn execute(plan: &Plan, ctx: &ApplyContext<'_>) -> Outcome {
         outcome.wait_failures.extend(result.wait_failures);
         if ctx.cancel.is_cancelled() {
             outcome.interrupted = true;
+            outcome.stopped_in = Some(index);
             break;
         }
         if !outcome.ok() {
+            outcome.stopped_in = Some(index);
             break;
         }
     }

@@ -84,6 +84,19 @@ pub async fn run(session: &Session, action: &Action) -> anyhow::Result<()> {
             let cmd = format!("if [ -e {p} ]; then mv -T -- {p} {t}; fi", p = q(path), t = q(to));
             shell(session, &cmd).await.with_context(|| format!("moving {path} aside to {to}"))
         }
+        Action::RestoreEtcdMember { restore, sha256 } => {
+            // The upload was atomic; this proves the bytes are the verified snapshot's.
+            let check = format!("echo {} | sha256sum -c --status -", q(&format!("{sha256}  {}", restore.snapshot)));
+            shell(session, &check)
+                .await
+                .with_context(|| format!("the snapshot on the host ({}) is not the verified one", restore.snapshot))?;
+            shell(session, &crate::etcd::restore_script::restore(restore))
+                .await
+                .with_context(|| format!("restoring etcd member {} into {}", restore.name, restore.data_dir))
+        }
+        Action::RollBackEtcdRestore { restore } => shell(session, &crate::etcd::restore_script::roll_back(restore))
+            .await
+            .with_context(|| format!("putting {}'s previous data dir back", restore.name)),
         // Not a host action: the bootstrap-rbac phase sends it to kube-apiserver.
         Action::ApplyObject { kind, name, .. } => bail!("{kind} {name} is applied through the API, not over SSH"),
     }

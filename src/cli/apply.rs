@@ -160,7 +160,7 @@ async fn verify_after_apply(prepared: &Prepared, format: OutputFormat) -> anyhow
     }
 }
 
-/// Shared by apply and reset: print the plan, run it, report, choose the exit code.
+/// Shared by apply, reset and restore: print the plan, run it, report, choose the exit code.
 pub async fn execute_plan(
     prepared: &Prepared,
     plan: &Plan,
@@ -168,6 +168,33 @@ pub async fn execute_plan(
     wait_timeout: Duration,
     format: OutputFormat,
     plan_already_shown: bool,
+) -> anyhow::Result<ExitCode> {
+    execute_plan_at(prepared, plan, cancel, wait_timeout, format, plan_already_shown).await.0
+}
+
+/// As `execute_plan`, also saying where the run stopped (for restore's rollback):
+/// the phase index and whether a host failed there (not only a wait).
+pub async fn execute_plan_at(
+    prepared: &Prepared,
+    plan: &Plan,
+    cancel: &Cancel,
+    wait_timeout: Duration,
+    format: OutputFormat,
+    plan_already_shown: bool,
+) -> (anyhow::Result<ExitCode>, Option<(usize, bool)>) {
+    let mut stopped = None;
+    let result = run_and_report(prepared, plan, cancel, wait_timeout, format, plan_already_shown, &mut stopped).await;
+    (result, stopped)
+}
+
+async fn run_and_report(
+    prepared: &Prepared,
+    plan: &Plan,
+    cancel: &Cancel,
+    wait_timeout: Duration,
+    format: OutputFormat,
+    plan_already_shown: bool,
+    stopped: &mut Option<(usize, bool)>,
 ) -> anyhow::Result<ExitCode> {
     let json = format == OutputFormat::Json;
     if json {
@@ -205,6 +232,7 @@ pub async fn execute_plan(
     };
     let started = Instant::now();
     let outcome = apply::execute(plan, &ctx).await;
+    *stopped = outcome.stopped_in.map(|i| (i, !outcome.failed_hosts.is_empty()));
     let failed: Vec<String> = outcome.failed_hosts.iter().map(|(h, _)| h.clone()).collect();
     let message = if outcome.interrupted {
         format!("interrupted after {} changes: run it again to finish", outcome.changes_made)

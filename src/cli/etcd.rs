@@ -42,9 +42,12 @@ pub enum EtcdCommand {
     Verify(VerifyArgs),
     /// Replace every member's data with a snapshot (disaster recovery), over SSH.
     ///
-    /// Verifies the snapshot first; asks for confirmation (--yes for scripts); stops
-    /// kube-apiserver and etcd, restores each member with a new cluster token, starts etcd
-    /// on all members together, waits for quorum, starts kube-apiserver again.
+    /// Verifies the snapshot first, then plans the restore and shows the plan: kube-apiserver
+    /// stopped where it runs; on every member the snapshot uploaded, etcd stopped, the data
+    /// dir rebuilt with a new cluster token (the old one kept); etcd started on all members
+    /// together, a wait for quorum; kube-apiserver started again; the uploads and old data
+    /// dirs removed (--keep-previous keeps them). Asks for confirmation (--yes for scripts).
+    /// A member failing to restore rolls every member back to its previous data.
     Restore(RestoreArgs),
 }
 
@@ -131,7 +134,7 @@ pub fn run(args: EtcdArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         EtcdCommand::Health(a) => runtime()?.block_on(health_cmd(a, format)),
         EtcdCommand::Backup(a) => runtime()?.block_on(backup_cmd(a, format)),
         EtcdCommand::Verify(a) => verify_cmd(a, format),
-        EtcdCommand::Restore(a) => restore_cmd(a, format),
+        EtcdCommand::Restore(a) => super::etcd_restore::run(a, format),
     }
 }
 
@@ -169,7 +172,7 @@ fn load_inventory(path: &Path, format: OutputFormat) -> anyhow::Result<Inventory
 }
 
 /// The inventory's etcd members; an inventory without any is an input error.
-fn etcd_members(inventory: &Inventory, path: &Path) -> anyhow::Result<Vec<Member>> {
+pub(super) fn etcd_members(inventory: &Inventory, path: &Path) -> anyhow::Result<Vec<Member>> {
     let m = members(inventory);
     if m.is_empty() {
         return Err(Failure::new(
@@ -181,7 +184,7 @@ fn etcd_members(inventory: &Inventory, path: &Path) -> anyhow::Result<Vec<Member
     Ok(m)
 }
 
-fn credentials(tls: &TlsArgs, inventory: &Inventory, inventory_path: &Path) -> anyhow::Result<ClientCredentials> {
+pub(super) fn credentials(tls: &TlsArgs, inventory: &Inventory, inventory_path: &Path) -> anyhow::Result<ClientCredentials> {
     if let (Some(ca), Some(cert), Some(key)) = (&tls.cacert, &tls.cert, &tls.key) {
         return ClientCredentials::from_files(ca, cert, key);
     }
@@ -358,77 +361,6 @@ fn verify_cmd(a: VerifyArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             println!("  sha256       {} (matches the trailer)", info.sha256);
             if let Some(h) = info.kv_hash {
                 println!("  hash         {h:x} (as etcdctl snapshot status prints it: {h})");
-            }
-        }
-    }
-    Ok(ExitCode::OK)
-}
-
-fn restore_cmd(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let inventory = load_inventory(&a.inventory, format)?;
-    let members = etcd_members(&inventory, &a.inventory)?;
-    // The snapshot is checked before anything else happens: a damaged file stops here.
-    let info = snapshot_file::verify(&a.snapshot, Depth::Structure)
-        .map_err(|e| Failure::new(ExitCode::INVALID, format!("{e}; nothing was changed")))?;
-    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-    let cluster = &inventory.cluster.name;
-    if !a.yes {
-        use std::io::IsTerminal;
-        if !std::io::stdin().is_terminal() {
-            return Err(Failure::new(
-                ExitCode::INVALID,
-                "refusing to restore without confirmation: there is no terminal to ask on; pass --yes to confirm",
-            )
-            .into());
-        }
-        eprintln!(
-            "This REPLACES the data of etcd cluster {cluster} ({}) with {} (revision {}).\n\
-             kube-apiserver and etcd will be stopped on every host; writes made after the snapshot are lost.",
-            names.join(", "),
-            info.path.display(),
-            info.revision
-        );
-        eprint!("Type the cluster name ({cluster}) to continue: ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).context("reading the confirmation")?;
-        if answer.trim() != cluster {
-            return Err(Failure::new(ExitCode::ERROR, "not confirmed; nothing was changed").into());
-        }
-    }
-    let creds = credentials(&a.tls, &inventory, &a.inventory)?;
-    let opts = crate::etcd::restore::RestoreOptions {
-        quorum_timeout: a.quorum_timeout,
-        health: HealthOptions::for_cluster(&inventory, a.timeout),
-        keep_previous: a.keep_previous,
-    };
-    let say = |line: &str| eprintln!("restore: {line}");
-    let report = runtime()?.block_on(crate::etcd::restore::restore(
-        &inventory,
-        &a.inventory,
-        &members,
-        &info,
-        &creds,
-        &opts,
-        &say,
-    ))?;
-    match format {
-        OutputFormat::Json => print_json(&report)?,
-        OutputFormat::Text => {
-            println!(
-                "restored cluster {cluster} from {} in {:.1}s: snapshot revision {}, cluster now at revision {} ({:?})",
-                report.snapshot.display(),
-                report.seconds,
-                report.snapshot_revision,
-                report.restored_revision,
-                report.verdict
-            );
-            for m in &report.members {
-                let kept =
-                    m.previous_dir.as_deref().map(|d| format!(", previous data kept in {d}")).unwrap_or_default();
-                println!("  {}: restored with {}{kept}", m.name, m.tool);
-            }
-            for w in &report.warnings {
-                println!("warning: {w}");
             }
         }
     }

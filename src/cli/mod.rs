@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod apply;
 mod etcd;
+mod etcd_restore;
 pub mod artifacts;
 mod exit;
 pub mod lab;

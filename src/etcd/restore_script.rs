@@ -20,7 +20,7 @@
 use crate::ssh::shell::quote;
 
 /// What one member's restore needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MemberRestore {
     /// Snapshot file on the host.
     pub snapshot: String,

@@ -191,6 +191,19 @@ pub enum Action {
     PurgeDir {
         path: String,
     },
+    /// `etcd restore`: the member's data dir rebuilt from the uploaded snapshot (checked
+    /// against `sha256` first) beside the old one, then swapped in; the old one is kept as
+    /// `<data_dir>.before-restore-<stamp>` (restore_script::restore).
+    RestoreEtcdMember {
+        #[serde(flatten)]
+        restore: crate::etcd::restore_script::MemberRestore,
+        sha256: String,
+    },
+    /// A failed restore undone: the kept data dir put back (restore_script::roll_back).
+    RollBackEtcdRestore {
+        #[serde(flatten)]
+        restore: crate::etcd::restore_script::MemberRestore,
+    },
     /// Renamed, never deleted (a removed or stale etcd member's data): nothing to do
     /// when `path` is gone already, so a re-run converges.
     MoveAside {
@@ -239,6 +252,7 @@ impl Action {
             | Action::RemoveDir { path }
             | Action::PurgeDir { path }
             | Action::MoveAside { path, .. } => path,
+            Action::RestoreEtcdMember { restore, .. } | Action::RollBackEtcdRestore { restore } => &restore.data_dir,
             Action::DaemonReload { .. } => "systemd",
             Action::EnableUnit { unit }
             | Action::StartUnit { unit }

@@ -167,8 +167,25 @@ if [ "$ports" != "$nl" ]; then
 fi
 # Versions of the installed binaries the plan may replace (upgrades are judged against
 # what runs, not against what an inventory once said). Bounded: a hung binary costs 10 s.
+# Also the binaries the managed units RUN (their MainPID's executable): a change of source
+# (Debian's /usr/bin/etcd to /usr/local/bin/etcd) is judged against what runs, too;
+# otherwise 3.4 from a package -> 3.6 from a download would pass as a new install.
 IFS=$nl
-for p in $versions; do
+running=''
+set --
+for u in $units; do set -- "$@" "$u"; done
+if [ $# -gt 0 ]; then
+    for pid in $(systemctl show -p MainPID --value -- "$@" 2>/dev/null); do
+        [ "$pid" -gt 0 ] 2>/dev/null || continue
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+        # Only a binary of a name the plan installs (V lines): with a preinstalled etcd,
+        # the inventory's etcd_version does not describe what runs.
+        case "$nl$versions" in *"/${exe##*/}$nl"*) ;; *) continue ;; esac
+        case "$nl$versions$running" in *"$nl$exe$nl"*) continue ;; esac
+        running=$running$exe$nl
+    done
+fi
+for p in $versions$running; do
     if [ -f "$p" ] && [ -x "$p" ]; then
         v=$(timeout 10 "$p" --version 2>/dev/null | head -n 1 | tr -d '\t\r')
         echo "version${tab}$p${tab}$v"

@@ -290,7 +290,11 @@ fn removal_stage(s: &ListedMember, etcd: &EtcdNow, m: &Membership) -> Stage {
     Stage {
         host: name.clone(),
         move_leader_to,
-        remove_member: Some(RemoveMember { id: s.id.clone(), peer_urls: s.peer_urls.clone(), why: RemoveWhy::NotInInventory }),
+        remove_member: Some(RemoveMember {
+            id: s.id.clone(),
+            peer_urls: s.peer_urls.clone(),
+            why: RemoveWhy::NotInInventory,
+        }),
         add_learner: None,
         actions,
         gate: Gate::EtcdRemoved { member: name, id: s.id.clone() },
@@ -446,7 +450,13 @@ mod tests {
         DesiredState {
             hosts: hosts
                 .iter()
-                .map(|h| DesiredHost { host: h.to_string(), users: vec![], dirs: vec![], files: vec![file(h)], units: vec![] })
+                .map(|h| DesiredHost {
+                    host: h.to_string(),
+                    users: vec![],
+                    dirs: vec![],
+                    files: vec![file(h)],
+                    units: vec![],
+                })
                 .collect(),
         }
     }
@@ -456,7 +466,13 @@ mod tests {
             kind: PlanKind::Apply,
             cluster: "c".into(),
             hosts: reports.iter().map(|h| HostReport::new(h, "")).collect(),
-            phases: vec![PhasePlan { phase: Phase::Etcd, hosts: etcd_hosts, waits: vec![], stages: vec![], snapshot: None }],
+            phases: vec![PhasePlan {
+                phase: Phase::Etcd,
+                hosts: etcd_hosts,
+                waits: vec![],
+                stages: vec![],
+                snapshot: None,
+            }],
             changes: 0,
         };
         p.count_changes();
@@ -506,19 +522,26 @@ mod tests {
     #[test]
     fn a_new_member_joins_as_a_learner_with_an_existing_state_dropin_and_two_at_once_are_refused() {
         let case = Case::new(&["n1", "n2", "n3", "n4"], &["n1", "n2", "n3", "n4"]);
-        let f = facts(&[("n1", "active", true), ("n2", "active", true), ("n3", "active", true), ("n4", "inactive", false)]);
+        let f =
+            facts(&[("n1", "active", true), ("n2", "active", true), ("n3", "active", true), ("n4", "inactive", false)]);
         let live = now(&[("n1", "a1"), ("n2", "a2"), ("n3", "a3")], "n1", &["n1", "n2", "n3"]);
         let start = Action::StartUnit { unit: ETCD_UNIT.into() };
         let mut p = plan(
             &["n1", "n2", "n3", "n4"],
-            vec![HostSteps { host: "n4".into(), actions: vec![Action::EnableUnit { unit: ETCD_UNIT.into() }, start.clone()] }],
+            vec![HostSteps {
+                host: "n4".into(),
+                actions: vec![Action::EnableUnit { unit: ETCD_UNIT.into() }, start.clone()],
+            }],
         );
         case.run(&mut p, &f, &live);
         assert!(p.failed_hosts().is_empty(), "{:?}", p.hosts);
         let etcd = &p.phases[0];
         assert_eq!(etcd.stages.len(), 1);
         let s = &etcd.stages[0];
-        assert_eq!((s.host.as_str(), s.add_learner.as_deref(), s.remove_member.as_ref()), ("n4", Some("https://n4:2380"), None));
+        assert_eq!(
+            (s.host.as_str(), s.add_learner.as_deref(), s.remove_member.as_ref()),
+            ("n4", Some("https://n4:2380"), None)
+        );
         assert_eq!(s.gate, Gate::EtcdJoin { member: "n4".into() });
         let Action::WriteFile { path, content, sha256, .. } = &s.actions[0] else { panic!("{s:?}") };
         assert_eq!(path, DROPIN);
@@ -563,7 +586,10 @@ mod tests {
             vec![
                 Action::StopUnit { unit: ETCD_UNIT.into() },
                 Action::DisableUnit { unit: ETCD_UNIT.into() },
-                Action::MoveAside { path: "/var/lib/etcd/member".into(), to: "/var/lib/etcd/member.removed-20261205T174500Z".into() },
+                Action::MoveAside {
+                    path: "/var/lib/etcd/member".into(),
+                    to: "/var/lib/etcd/member.removed-20261205T174500Z".into()
+                },
             ]
         );
         assert_eq!(s.gate, Gate::EtcdRemoved { member: "n4".into(), id: "a4".into() });
@@ -573,7 +599,11 @@ mod tests {
         // Unreachable: the member is still removed (a change), nothing runs on its host.
         let case = Case::new(&["n1", "n2", "n3"], &["n1", "n2", "n3"]);
         let mut p = plan(&["n1", "n2", "n3"], vec![]);
-        case.run(&mut p, &f, &now(&[("n1", "a1"), ("n2", "a2"), ("n3", "a3"), ("n4", "a4")], "n1", &["n1", "n2", "n3"]));
+        case.run(
+            &mut p,
+            &f,
+            &now(&[("n1", "a1"), ("n2", "a2"), ("n3", "a3"), ("n4", "a4")], "n1", &["n1", "n2", "n3"]),
+        );
         let s = &p.phases[0].stages[0];
         assert!(s.actions.is_empty() && s.move_leader_to.is_none());
         assert_eq!(p.changes, 1);
@@ -641,7 +671,8 @@ mod tests {
 
     #[test]
     fn mixed_changes_and_a_template_without_the_state_flag_are_refused() {
-        let f = facts(&[("n1", "active", true), ("n2", "active", true), ("n3", "active", true), ("n4", "inactive", false)]);
+        let f =
+            facts(&[("n1", "active", true), ("n2", "active", true), ("n3", "active", true), ("n4", "inactive", false)]);
         // n4 joins while n5 (no longer listed) would leave.
         let case = Case::new(&["n1", "n2", "n3", "n4"], &[]);
         let mut p = plan(&["n1", "n2", "n3", "n4"], vec![]);

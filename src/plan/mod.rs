@@ -13,6 +13,7 @@ pub mod phase_spec;
 pub mod pipeline;
 pub mod render_text;
 pub mod reset;
+pub mod restore;
 pub mod rollout;
 pub mod versions;
 
@@ -25,6 +26,8 @@ pub use action::{Action, Phase, Wait};
 pub enum PlanKind {
     Apply,
     Reset,
+    /// `etcd restore` (and its rollback).
+    Restore,
 }
 
 /// The whole plan. Its JSON form is the `--output json` of `provision plan`.

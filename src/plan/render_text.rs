@@ -48,6 +48,7 @@ pub fn render(plan: &Plan) -> String {
                 match plan.kind {
                     PlanKind::Apply => "up to date",
                     PlanKind::Reset => "nothing to remove",
+                    PlanKind::Restore => "nothing to restore",
                 }
             );
         }
@@ -135,6 +136,7 @@ pub fn summary(plan: &Plan) -> String {
             PlanKind::Apply if plan.is_empty() => "0 changes: hosts are up to date".to_string(),
             PlanKind::Apply => "0 changes; waiting for units that are still starting".to_string(),
             PlanKind::Reset => "nothing to remove".to_string(),
+            PlanKind::Restore => "nothing to restore".to_string(),
         }
     } else {
         let per_host: Vec<String> = plan
@@ -182,6 +184,18 @@ pub fn line(a: &Action) -> String {
         Action::RemoveDir { path } => format!("- remove dir {path}"),
         Action::PurgeDir { path } => format!("- purge {path} (and everything in it: --purge-data)"),
         Action::MoveAside { path, to } => format!("> move {path} aside to {to} (kept, not deleted)"),
+        Action::RestoreEtcdMember { restore: r, sha256, .. } => format!(
+            "↺ restore {} from {} (sha256 {}) as member {} of a new cluster (token {}); the old data kept as {}",
+            r.data_dir,
+            r.snapshot,
+            sha256.get(..12).unwrap_or(sha256),
+            r.name,
+            r.token,
+            r.previous_dir()
+        ),
+        Action::RollBackEtcdRestore { restore: r } => {
+            format!("↺ put {} back from {} (undo the restore)", r.data_dir, r.previous_dir())
+        }
         Action::ApplyObject { kind, name, why, detail, .. } => match why {
             ObjectReason::Create => format!("+ create {kind} {name} (via kube-apiserver)"),
             ObjectReason::Update => format!("~ update {kind} {name} (via kube-apiserver: differs)"),

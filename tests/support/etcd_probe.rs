@@ -76,7 +76,10 @@ pub fn prober(inventory: std::path::PathBuf, stop: std::sync::Arc<std::sync::ato
 /// Runs `provision ARGS` while the prober samples `probed`'s members; half a second of
 /// samples before (the prober reads the PKI first, under its lock: let it, before apply
 /// does) and after. Returns the output, the wall time of the command alone, and the log.
-pub fn run_while_probing(probed: &std::path::Path, args: &[&str]) -> (std::process::Output, std::time::Duration, ProbeLog) {
+pub fn run_while_probing(
+    probed: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Output, std::time::Duration, ProbeLog) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = Arc::new(AtomicBool::new(false));
@@ -101,4 +104,3 @@ pub fn etcd_client_rt(inventory: &std::path::Path) -> (tokio::runtime::Runtime, 
     let client = rt.block_on(connecting).unwrap_or_else(|p| panic!("{p}")).client;
     (rt, client)
 }
-

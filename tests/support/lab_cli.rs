@@ -14,11 +14,7 @@ pub fn provision_bin() -> &'static str {
 
 /// Runs `provision ARGS` to completion (stdin closed: no TTY, so no prompts, no bars).
 pub fn provision(args: &[&str]) -> Output {
-    Command::new(provision_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run provision")
+    Command::new(provision_bin()).args(args).stdin(Stdio::null()).output().expect("run provision")
 }
 
 pub fn text(out: &Output) -> String {
@@ -136,7 +132,8 @@ pub fn etcd_access(inventory: &Path) -> EtcdAccess {
     let loaded = provision::inventory::load(inventory).expect("inventory loads");
     let state = loaded.state_dir();
     let pki = provision::pki::ensure(&loaded.inventory, &state).expect("pki");
-    let creds = provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).expect("client creds");
+    let creds =
+        provision::etcd::credentials::ClientCredentials::from_pki(&pki, &state.pki_dir()).expect("client creds");
     EtcdAccess { members: provision::etcd::members(&loaded.inventory), creds, pki_dir: state.pki_dir() }
 }
 
