@@ -27,6 +27,14 @@ ssh.parallelism at once). Files are written atomically (temp file + rename); a u
 only when a file it watches changed; daemon-reload runs only when a unit file changed. A \
 second apply finds nothing to do and says so.
 
+Changes to a running cluster are rolling stages the plan shows (docs/rollout.md): restarts \
+of running units one host at a time behind a health gate (etcd: caught up, quorum held, the \
+leader last after move-leader), after a verified etcd snapshot (--no-backup skips it). etcd \
+membership follows the inventory one member at a time: a new member joins as a learner and \
+is promoted; a member whose data is gone is replaced; a member the inventory no longer lists \
+is removed (leadership moved first, its etcd stopped and disabled, data kept aside), which \
+needs --yes or the cluster name typed at the prompt.
+
 A host that fails (unreachable, a command failing) stops there while the others finish the \
 phase; the run then stops before the next phase and names the failed hosts. Ctrl-C lets the \
 steps in flight finish and stops (exit 130); run apply again to continue.
