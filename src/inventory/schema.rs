@@ -225,6 +225,10 @@ pub struct Host {
     /// Overrides [ssh].user for this host.
     #[serde(default)]
     pub ssh_user: Option<String>,
+    /// This node's slice of cluster.pod_cidr (control-plane and worker hosts); by
+    /// default the next free /24 (/64), see `pod_slices`.
+    #[serde(default)]
+    pub pod_cidr: Option<IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]

@@ -183,6 +183,7 @@ pub const HOST: Section = Section {
         req("roles", Kind::Roles, "[\"etcd\", \"control-plane\"]"),
         opt("ssh_port", PORT, "22"),
         opt("ssh_user", Kind::Text, "\"admin\""),
+        opt("pod_cidr", Kind::Cidr, "\"10.200.7.0/24\""),
     ],
 };
 

@@ -20,6 +20,7 @@ mod etcd;
 pub mod etcd_backup;
 mod kubeconfig;
 mod kubelet;
+pub mod pod_network;
 mod scheduler;
 mod security_files;
 
@@ -111,9 +112,15 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
     let cx = RenderCx { inv, pki, templates, base };
     let mut hosts = Vec::with_capacity(inv.hosts.len());
     let mut super_admin_conf = None;
+    let slices = crate::inventory::pod_slices::of_inventory(inv)?;
     for host in &inv.hosts {
         let hctx = cx.base.host(inv, host);
-        let h = HostCx { host, ctx: cx.base.for_host(&hctx)?, hctx };
+        let mut ctx = cx.base.for_host(&hctx)?;
+        // Only hosts with a kubelet have a pod network: a template using it elsewhere fails.
+        if let Some(net) = pod_network::for_host(&slices, &host.name) {
+            ctx.insert("pod_network", &net);
+        }
+        let h = HostCx { host, ctx, hctx };
         let mut b = HostBuilder::new(&host.name);
         if host.has(Role::Etcd) {
             etcd::add(&cx, &h, &mut b)?;
