@@ -187,6 +187,10 @@ pub struct Artifacts {
     /// Download cache on the operator's machine (default: ~/.cache/provision).
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// Where containerd, runc and the CNI plugins come from, for every host with a
+    /// kubelet. Unset: "preinstalled" when the kubernetes tier is rendered, else "skip".
+    #[serde(default)]
+    pub runtime: Option<RuntimeSource>,
     #[serde(default = "default_kubernetes_url")]
     pub kubernetes_base_url: String,
     #[serde(default = "default_etcd_url")]
@@ -200,6 +204,29 @@ pub enum KubernetesSource {
     Download,
     Directory,
     Skip,
+}
+
+/// The container runtime tier (containerd, runc, CNI plugins, their configuration, the
+/// kernel prerequisites and the pod routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeSource {
+    /// The hosts' own packages (Debian: containerd, runc, containernetworking-plugins);
+    /// provision renders their configuration.
+    Preinstalled,
+    /// Nothing of the runtime tier is rendered (the operator brings a runtime and a CNI).
+    Skip,
+}
+
+impl Artifacts {
+    /// The runtime source in effect: a kubelet needs a runtime, so it follows the
+    /// kubernetes tier unless set.
+    pub fn runtime_source(&self) -> RuntimeSource {
+        self.runtime.unwrap_or(match self.kubernetes {
+            KubernetesSource::Skip => RuntimeSource::Skip,
+            KubernetesSource::Download | KubernetesSource::Directory => RuntimeSource::Preinstalled,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -3,9 +3,10 @@
 //!
 //! Which host gets what follows its roles: an etcd member gets etcd; a control-plane
 //! host gets kube-apiserver, kube-controller-manager, kube-scheduler and the admin
-//! kubeconfigs; control-plane and worker hosts get a kubelet and kube-proxy. With
-//! `artifacts.kubernetes = "skip"` only the etcd tier is rendered and `Rendered::skipped`
-//! says so.
+//! kubeconfigs; control-plane and worker hosts get a kubelet and kube-proxy, and (unless
+//! `artifacts.runtime = "skip"`) the container runtime and pod network (`runtime`). With
+//! `artifacts.kubernetes = "skip"` only the etcd tier (and the runtime tier, when
+//! `artifacts.runtime` asks for it) is rendered and `Rendered::skipped` says so.
 
 pub mod builder;
 pub mod context;
@@ -21,13 +22,15 @@ pub mod etcd_backup;
 mod kubeconfig;
 mod kubelet;
 pub mod pod_network;
+pub mod runtime;
 mod scheduler;
 mod security_files;
 
 use serde::Serialize;
 
 use crate::desired::{Component, DesiredState};
-use crate::inventory::{Host, Inventory, KubernetesSource, Role};
+use crate::inventory::pod_slices::runs_kubelet;
+use crate::inventory::{Host, Inventory, KubernetesSource, Role, RuntimeSource};
 use crate::pki::{CertId, Pki};
 use builder::{HostBuilder, ROOT_0600, ROOT_0700, ROOT_0755};
 use context::{BaseCtx, HostCtx};
@@ -99,6 +102,7 @@ impl RenderCx<'_> {
 pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Result<Rendered> {
     let base = BaseCtx::new(inv)?;
     let kubernetes = inv.artifacts.kubernetes != KubernetesSource::Skip;
+    let runtime = inv.artifacts.runtime_source() != RuntimeSource::Skip;
     let mut skipped = Vec::new();
     if kubernetes {
         context::kubernetes_minor(&inv.cluster.kubernetes_version)?;
@@ -144,6 +148,9 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
             if node {
                 kubelet::add(&cx, &h, &mut b)?;
             }
+        }
+        if runtime && runs_kubelet(host) {
+            runtime::add(&cx, &h, &mut b)?;
         }
         let desired = b.finish()?;
         hosts.push(desired);
