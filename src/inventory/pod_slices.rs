@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::schema::{Host, Inventory, Role};
+use super::schema::{Host, Inventory};
 
 /// The default slice sizes, those kube-controller-manager uses (--node-cidr-mask-size).
 pub const DEFAULT_PREFIX_V4: u8 = 24;
@@ -30,11 +30,6 @@ pub fn default_prefix(pod_cidr: &IpNet) -> u8 {
         IpNet::V4(_) => DEFAULT_PREFIX_V4,
         IpNet::V6(_) => DEFAULT_PREFIX_V6,
     }
-}
-
-/// Whether `host` runs a kubelet, and so needs a slice.
-pub fn runs_kubelet(host: &Host) -> bool {
-    host.has(Role::ControlPlane) || host.has(Role::Worker)
 }
 
 /// What the allocation needs to know of one node.
@@ -133,7 +128,7 @@ pub struct NodeSlice {
 
 /// The slices of every kubelet host of a (validated) inventory, in inventory order.
 pub fn of_inventory(inv: &Inventory) -> anyhow::Result<Vec<NodeSlice>> {
-    let nodes: Vec<&Host> = inv.hosts.iter().filter(|h| runs_kubelet(h)).collect();
+    let nodes: Vec<&Host> = inv.hosts.iter().filter(|h| h.runs_kubelet()).collect();
     let requests: Vec<Request> = nodes.iter().map(|h| Request { name: &h.name, explicit: h.pod_cidr }).collect();
     let a = allocate(inv.cluster.pod_cidr, &requests);
     if let Some(p) = a.problems.first() {
@@ -254,7 +249,7 @@ mod tests {
         let text = include_str!("../../inventories/example-ha.toml");
         let inv: Inventory = toml::from_str(text).unwrap();
         let s = of_inventory(&inv).unwrap();
-        let expected_nodes: Vec<&str> = inv.hosts.iter().filter(|h| runs_kubelet(h)).map(|h| h.name.as_str()).collect();
+        let expected_nodes: Vec<&str> = inv.hosts.iter().filter(|h| h.runs_kubelet()).map(|h| h.name.as_str()).collect();
         assert_eq!(s.iter().map(|n| n.host.as_str()).collect::<Vec<_>>(), expected_nodes);
         assert_eq!(s.len(), 5);
         for (i, n) in s.iter().enumerate() {

@@ -294,6 +294,12 @@ impl Host {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// Every host with the control-plane or worker role runs a kubelet (and so has a pod
+    /// slice and the runtime tier); etcd-only hosts do not.
+    pub fn runs_kubelet(&self) -> bool {
+        self.has(Role::ControlPlane) || self.has(Role::Worker)
+    }
 }
 
 impl Inventory {

@@ -29,7 +29,6 @@ mod security_files;
 use serde::Serialize;
 
 use crate::desired::{Component, DesiredState};
-use crate::inventory::pod_slices::runs_kubelet;
 use crate::inventory::{Host, Inventory, KubernetesSource, Role, RuntimeSource};
 use crate::pki::{CertId, Pki};
 use builder::{HostBuilder, ROOT_0600, ROOT_0700, ROOT_0755};
@@ -149,7 +148,7 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
                 kubelet::add(&cx, &h, &mut b)?;
             }
         }
-        if runtime && runs_kubelet(host) {
+        if runtime && host.runs_kubelet() {
             runtime::add(&cx, &h, &mut b)?;
         }
         let desired = b.finish()?;

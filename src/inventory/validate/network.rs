@@ -151,7 +151,7 @@ pub fn check_pod_slices<'h>(
     for (i, part) in hosts {
         let host = &part.value;
         let explicit = host.pod_cidr.filter(|_| part.ok("pod_cidr"));
-        if !pod_slices::runs_kubelet(host) {
+        if !host.runs_kubelet() {
             if explicit.is_some() {
                 rep.error(
                     &KeyPath::host(i).key("pod_cidr"),
