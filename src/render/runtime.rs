@@ -35,6 +35,18 @@ pub const SYSCTLS: &[(&str, &str)] = &[
 ];
 /// An IPv6 Pod range needs IPv6 forwarding too.
 pub const SYSCTLS_IPV6: &[(&str, &str)] = &[("net.ipv6.conf.all.forwarding", "1")];
+/// What artifacts.runtime = "preinstalled" needs on a host: (path, Debian package). The
+/// paths are those of Debian bookworm's packages (containerd 1.6, runc 1.1,
+/// containernetworking-plugins 1.1); preflight refuses a host without them.
+pub const PREINSTALLED_BINARIES: &[(&str, &str)] = &[
+    (paths::CONTAINERD_BIN_PREINSTALLED, "containerd"),
+    ("/usr/bin/containerd-shim-runc-v2", "containerd"),
+    ("/usr/sbin/runc", "runc"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ("/usr/lib/cni/portmap", "containernetworking-plugins"),
+    ("/usr/lib/cni/loopback", "containernetworking-plugins"),
+];
 /// CIS 1.1.9/1.1.10: CNI files 600 or stricter, root:root.
 pub const CNI_PERM: Perm = ROOT_0600;
 
