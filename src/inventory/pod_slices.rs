@@ -249,7 +249,8 @@ mod tests {
         let text = include_str!("../../inventories/example-ha.toml");
         let inv: Inventory = toml::from_str(text).unwrap();
         let s = of_inventory(&inv).unwrap();
-        let expected_nodes: Vec<&str> = inv.hosts.iter().filter(|h| h.runs_kubelet()).map(|h| h.name.as_str()).collect();
+        let expected_nodes: Vec<&str> =
+            inv.hosts.iter().filter(|h| h.runs_kubelet()).map(|h| h.name.as_str()).collect();
         assert_eq!(s.iter().map(|n| n.host.as_str()).collect::<Vec<_>>(), expected_nodes);
         assert_eq!(s.len(), 5);
         for (i, n) in s.iter().enumerate() {
