@@ -80,6 +80,7 @@ impl Prepared {
             });
             r.pod_cidr = slices.iter().find(|s| s.host == r.host && uses_slice).map(|s| s.slice.to_string());
         }
+        crate::apply::phases::runtime::refuse_missing_binaries(&mut reports, &self.gathered.facts, &self.desired);
         let mut plan = plan_apply(&inv.cluster.name, reports, &self.desired, &self.gathered.facts);
         if let Some(api) = &self.api {
             api_objects::add_phase(&mut plan, api);

@@ -53,6 +53,7 @@ pub async fn gather(
             let empty = DesiredHost { host: host.name.clone(), users: vec![], dirs: vec![], files: vec![], units: vec![] };
             let d = desired.hosts.iter().find(|d| d.host == host.name).unwrap_or(&empty);
             let mut req = FactsRequest::for_host(d);
+            // The runtime's preinstalled binaries: `plan`/`apply` refuse a host without them.
             req.paths.extend(super::runtime::required_paths(d).into_iter().map(String::from));
             for p in extra.get(&host.name).into_iter().flatten() {
                 req.paths.insert(p.clone());
@@ -65,15 +66,13 @@ pub async fn gather(
     });
     let mut out = Gathered { sessions: BTreeMap::new(), facts: BTreeMap::new(), reports: Vec::new() };
     for (host, result, ports) in join_all(tasks).await {
-        let d = desired.hosts.iter().find(|d| d.host == host.name);
         let mut report = HostReport::new(&host.name, &host.address.to_string());
         match result {
             Ok((session, f)) => {
                 report.os = Some(if f.os.pretty_name.is_empty() { f.os.id.clone() } else { f.os.pretty_name.clone() });
                 report.arch = Some(f.arch.clone());
                 report.systemd = f.systemd_version;
-                let (mut problems, warnings) = check(&f, host.address, &ports);
-                problems.extend(d.and_then(|d| super::runtime::missing_binaries(&f, d)));
+                let (problems, warnings) = check(&f, host.address, &ports);
                 report.problems = problems;
                 report.warnings = warnings;
                 out.sessions.insert(host.name.clone(), session);

@@ -1,15 +1,16 @@
 //! runtime: containerd, the kernel prerequisites and the pod routes of every kubelet
 //! host, before the kubelets (which need the runtime's socket). With artifacts.runtime =
 //! "preinstalled" the binaries are the host's own packages: preflight asks for them
-//! (`required_paths`) and refuses a host without them (`missing_binaries`), instead of
-//! letting containerd.service fail to start in this phase.
+//! (`required_paths`) and the apply plan refuses a host without them
+//! (`refuse_missing_binaries`), instead of letting containerd.service fail to start in
+//! this phase.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::{ApplyContext, PhaseResult};
-use crate::desired::{Component, DesiredHost};
-use crate::plan::PhasePlan;
+use crate::desired::{Component, DesiredHost, DesiredState};
 use crate::plan::facts::{HostFacts, PathState};
+use crate::plan::{HostReport, PhasePlan};
 use crate::render::runtime::PREINSTALLED_BINARIES;
 
 pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
@@ -23,6 +24,21 @@ fn has_runtime(host: &DesiredHost) -> bool {
 /// The paths preflight must ask `host` about for the runtime tier.
 pub fn required_paths(host: &DesiredHost) -> Vec<&'static str> {
     if has_runtime(host) { PREINSTALLED_BINARIES.iter().map(|(p, _)| *p).collect() } else { Vec::new() }
+}
+
+/// A problem of the plan (apply stops after preflight) on every host whose runtime tier
+/// lacks its binaries. Only the apply plan asks: `reset` removes the tier's files and
+/// needs none of its binaries, so a host without them can still be reset.
+pub fn refuse_missing_binaries(
+    reports: &mut [HostReport],
+    facts: &BTreeMap<String, HostFacts>,
+    desired: &DesiredState,
+) {
+    for r in reports {
+        let Some(f) = facts.get(&r.host) else { continue };
+        let Some(d) = desired.hosts.iter().find(|d| d.host == r.host) else { continue };
+        r.problems.extend(missing_binaries(f, d));
+    }
 }
 
 /// One problem naming the missing binaries and the packages that hold them.
@@ -80,5 +96,24 @@ mod tests {
         assert!(p.contains("apt-get install containernetworking-plugins runc"), "{p}");
         let p = missing_binaries(&HostFacts::default(), &host(true)).unwrap();
         assert!(p.contains("apt-get install containerd containernetworking-plugins runc"), "{p}");
+    }
+
+    #[test]
+    fn the_plan_refuses_only_reached_hosts_of_the_runtime_tier_without_the_packages() {
+        let mut reports: Vec<HostReport> = ["n1", "n2", "n3", "etcd1"].iter().map(|h| HostReport::new(h, "")).collect();
+        let named = |name: &str, runtime: bool| DesiredHost { host: name.into(), ..host(runtime) };
+        let desired = DesiredState {
+            hosts: vec![named("n1", true), named("n2", true), named("n3", true), named("etcd1", false)],
+        };
+        // n3 unreachable: no facts, its connection problem says enough.
+        let facts = BTreeMap::from([
+            ("n1".to_string(), present(&[])),
+            ("n2".to_string(), present(&["/usr/bin/containerd"])),
+            ("etcd1".to_string(), HostFacts::default()),
+        ]);
+        refuse_missing_binaries(&mut reports, &facts, &desired);
+        let failed: Vec<&str> = reports.iter().filter(|r| !r.problems.is_empty()).map(|r| r.host.as_str()).collect();
+        assert_eq!(failed, ["n2"]);
+        assert!(reports[1].problems[0].contains("/usr/bin/containerd missing"), "{:?}", reports[1]);
     }
 }
