@@ -20,6 +20,9 @@ pub enum Component {
     KubeApiserver,
     KubeControllerManager,
     KubeScheduler,
+    /// containerd, the kernel prerequisites, the CNI configuration and the pod routes:
+    /// what a kubelet needs to run pods (rendered even without the kubernetes tier).
+    Runtime,
     Kubelet,
 }
 

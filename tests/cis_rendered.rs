@@ -105,6 +105,8 @@ fn breakers() -> Vec<(&'static str, Breaker)> {
         ("1.1.6", |v| chown(v, &unit(S), "kube")),
         ("1.1.7", |v| chmod(v, &unit(E), 0o700)),
         ("1.1.8", |v| chown(v, &unit(E), "etcd")),
+        ("1.1.9", |v| chmod(v, paths::CNI_CONFLIST, 0o644)),
+        ("1.1.10", |v| chown(v, paths::CNI_CONFLIST, "containerd")),
         ("1.1.11", |v| chmod(v, "/var/lib/etcd", 0o755)),
         ("1.1.12", |v| chown(v, "/var/lib/etcd", "root")),
         ("1.1.13", |v| chmod(v, paths::ADMIN_CONF, 0o640)),

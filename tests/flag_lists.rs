@@ -43,7 +43,9 @@ fn unknown_kubernetes_flags(t: &Templates, minor: u32) -> (Vec<String>, usize) {
             let view = HostView::from_desired(h).unwrap();
             for (process, flags) in &view.processes {
                 let allowed: BTreeSet<String> = match process.as_str() {
-                    "etcd" => continue,
+                    // Not Kubernetes components (etcd's flags are checked elsewhere; the
+                    // runtime tier's containerd, modprobe and ip have no list here).
+                    "etcd" | "containerd" | "modprobe" | "ip" => continue,
                     "kubelet" => KUBELET_FLAGS.iter().map(|s| s.to_string()).collect(),
                     "kube-proxy" => KUBE_PROXY_FLAGS.iter().map(|s| s.to_string()).collect(),
                     p => lists.iter().find(|(c, _)| *c == p).map(|(_, l)| l.clone()).expect("known component"),

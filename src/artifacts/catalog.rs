@@ -219,6 +219,7 @@ mod tests {
             roles: roles.to_vec(),
             ssh_port: None,
             ssh_user: None,
+            pod_cidr: None,
         }
     }
 

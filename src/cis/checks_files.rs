@@ -34,6 +34,19 @@ pub fn c_1_1_8(v: &HostView) -> Outcome {
     owned_by(v, &unit(ETCD), "root", "root")
 }
 
+/// The CNI configuration files (not the directory, which holds nothing secret and which
+/// containerd must be able to list). A kubelet host without any (artifacts.runtime =
+/// "skip" and no CNI yet) fails: nothing there can be vouched for.
+fn cni_files(v: &HostView, each: impl Fn(&str) -> Outcome) -> Outcome {
+    all_under(v, paths::CNI_CONF_DIR, |p| p != paths::CNI_CONF_DIR, each)
+}
+pub fn c_1_1_9(v: &HostView) -> Outcome {
+    cni_files(v, |p| mode_at_most(v, p, 0o600))
+}
+pub fn c_1_1_10(v: &HostView) -> Outcome {
+    cni_files(v, |p| owned_by(v, p, "root", "root"))
+}
+
 fn etcd_data_dir(v: &HostView) -> Result<String, Outcome> {
     v.flag(ETCD, "data-dir").map(str::to_string).ok_or_else(|| Outcome::fail("etcd: --data-dir is not set"))
 }
@@ -99,7 +112,7 @@ macro_rules! check {
 }
 pub(super) use check;
 
-pub static CONTROL_PLANE: [Check; 19] = [
+pub static CONTROL_PLANE: [Check; 21] = [
     check!("1.1.1", "API server unit file permissions are 600 or more restrictive", APISERVER, false, c_1_1_1),
     check!("1.1.2", "API server unit file ownership is root:root", APISERVER, false, c_1_1_2),
     check!("1.1.3", "Controller manager unit file permissions are 600 or more restrictive", CONTROLLER_MANAGER, false, c_1_1_3),
@@ -108,6 +121,10 @@ pub static CONTROL_PLANE: [Check; 19] = [
     check!("1.1.6", "Scheduler unit file ownership is root:root", SCHEDULER, false, c_1_1_6),
     check!("1.1.7", "etcd unit file permissions are 600 or more restrictive", ETCD, false, c_1_1_7),
     check!("1.1.8", "etcd unit file ownership is root:root", ETCD, false, c_1_1_8),
+    // The benchmark lists them for control-plane nodes; every kubelet host has the same
+    // CNI files, so they apply wherever a kubelet runs.
+    check!("1.1.9", "Container Network Interface file permissions are 600 or more restrictive", KUBELET, true, c_1_1_9),
+    check!("1.1.10", "Container Network Interface file ownership is root:root", KUBELET, true, c_1_1_10),
     check!("1.1.11", "etcd data directory permissions are 700 or more restrictive", ETCD, false, c_1_1_11),
     check!("1.1.12", "etcd data directory ownership is etcd:etcd", ETCD, false, c_1_1_12),
     check!("1.1.13", "admin.conf / super-admin.conf permissions are 600 or more restrictive", APISERVER, false, c_1_1_13),

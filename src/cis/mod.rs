@@ -4,7 +4,8 @@
 //!
 //! Each check applies to the hosts running one daemon (1.2.x to hosts running
 //! kube-apiserver, 2.x to etcd members, ...); `run_all` runs the ones that apply.
-//! Not covered: 1.1.9/1.1.10 (CNI files: provision does not manage a CNI).
+//! 1.1.9/1.1.10 (CNI files) apply to every host with a kubelet: provision renders the
+//! bridge CNI configuration there (render/runtime.rs).
 
 pub mod view;
 

@@ -11,6 +11,7 @@
 mod diagnostics;
 mod load;
 mod locate;
+pub mod pod_slices;
 mod report;
 mod schema;
 mod spec;

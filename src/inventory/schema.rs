@@ -187,6 +187,10 @@ pub struct Artifacts {
     /// Download cache on the operator's machine (default: ~/.cache/provision).
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// Where containerd, runc and the CNI plugins come from, for every host with a
+    /// kubelet. Unset: "preinstalled" when the kubernetes tier is rendered, else "skip".
+    #[serde(default)]
+    pub runtime: Option<RuntimeSource>,
     #[serde(default = "default_kubernetes_url")]
     pub kubernetes_base_url: String,
     #[serde(default = "default_etcd_url")]
@@ -200,6 +204,29 @@ pub enum KubernetesSource {
     Download,
     Directory,
     Skip,
+}
+
+/// The container runtime tier (containerd, runc, CNI plugins, their configuration, the
+/// kernel prerequisites and the pod routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeSource {
+    /// The hosts' own packages (Debian: containerd, runc, containernetworking-plugins);
+    /// provision renders their configuration.
+    Preinstalled,
+    /// Nothing of the runtime tier is rendered (the operator brings a runtime and a CNI).
+    Skip,
+}
+
+impl Artifacts {
+    /// The runtime source in effect: a kubelet needs a runtime, so it follows the
+    /// kubernetes tier unless set.
+    pub fn runtime_source(&self) -> RuntimeSource {
+        self.runtime.unwrap_or(match self.kubernetes {
+            KubernetesSource::Skip => RuntimeSource::Skip,
+            KubernetesSource::Download | KubernetesSource::Directory => RuntimeSource::Preinstalled,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -225,6 +252,10 @@ pub struct Host {
     /// Overrides [ssh].user for this host.
     #[serde(default)]
     pub ssh_user: Option<String>,
+    /// This node's slice of cluster.pod_cidr (control-plane and worker hosts); by
+    /// default the next free /24 (/64), see `pod_slices`.
+    #[serde(default)]
+    pub pod_cidr: Option<IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
@@ -262,6 +293,12 @@ fn nth_address(net: &IpNet, n: u8) -> IpAddr {
 impl Host {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Every host with the control-plane or worker role runs a kubelet (and so has a pod
+    /// slice and the runtime tier); etcd-only hosts do not.
+    pub fn runs_kubelet(&self) -> bool {
+        self.has(Role::ControlPlane) || self.has(Role::Worker)
     }
 }
 

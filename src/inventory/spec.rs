@@ -69,6 +69,7 @@ pub const POD_SECURITY_LEVELS: &[&str] = &["restricted", "baseline", "privileged
 pub const KEY_ALGORITHMS: &[&str] = &["ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096"];
 pub const KUBERNETES_SOURCES: &[&str] = &["download", "directory", "skip"];
 pub const ETCD_SOURCES: &[&str] = &["download", "directory", "preinstalled"];
+pub const RUNTIME_SOURCES: &[&str] = &["preinstalled", "skip"];
 
 const PORT: Kind = Kind::Int { min: 1, max: 65535 };
 const U32: Kind = Kind::Int { min: 0, max: u32::MAX as i128 };
@@ -166,6 +167,7 @@ pub const ARTIFACTS: Section = Section {
     fields: &[
         opt("kubernetes", Kind::Choice(KUBERNETES_SOURCES), "\"download\""),
         opt("etcd", Kind::Choice(ETCD_SOURCES), "\"download\""),
+        opt("runtime", Kind::Choice(RUNTIME_SOURCES), "\"preinstalled\""),
         opt("directory", Kind::Path, "\"/srv/provision/binaries\""),
         opt("cache_dir", Kind::Path, "\"~/.cache/provision\""),
         opt("kubernetes_base_url", Kind::Text, "\"https://dl.k8s.io\""),
@@ -183,6 +185,7 @@ pub const HOST: Section = Section {
         req("roles", Kind::Roles, "[\"etcd\", \"control-plane\"]"),
         opt("ssh_port", PORT, "22"),
         opt("ssh_user", Kind::Text, "\"admin\""),
+        opt("pod_cidr", Kind::Cidr, "\"10.200.7.0/24\""),
     ],
 };
 
@@ -266,6 +269,7 @@ mod tests {
         assert_eq!(sorted(KEY_ALGORITHMS), serde_variants::<schema::KeyAlgorithm>());
         assert_eq!(sorted(KUBERNETES_SOURCES), serde_variants::<schema::KubernetesSource>());
         assert_eq!(sorted(ETCD_SOURCES), serde_variants::<schema::EtcdSource>());
+        assert_eq!(sorted(RUNTIME_SOURCES), serde_variants::<schema::RuntimeSource>());
     }
 
     #[test]

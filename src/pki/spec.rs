@@ -178,7 +178,7 @@ pub fn leaf_specs(inv: &Inventory) -> anyhow::Result<Vec<LeafSpec>> {
 
 /// Every host with the control-plane or worker role runs a kubelet; etcd-only hosts do not.
 pub fn runs_kubelet(host: &Host) -> bool {
-    host.has(Role::ControlPlane) || host.has(Role::Worker)
+    host.runs_kubelet()
 }
 
 fn apiserver_sans(inv: &Inventory) -> anyhow::Result<BTreeSet<San>> {

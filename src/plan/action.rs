@@ -27,17 +27,20 @@ pub enum Phase {
     /// Cluster objects through the API (not a host's files): the apiserver-to-kubelet
     /// ClusterRole and binding, the admin group bound to cluster-admin.
     BootstrapRbac,
+    /// The container runtime and pod network of every kubelet host.
+    Runtime,
     Kubelet,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Preflight,
         Phase::Base,
         Phase::Etcd,
         Phase::KubeApiserver,
         Phase::Controllers,
         Phase::BootstrapRbac,
+        Phase::Runtime,
         Phase::Kubelet,
     ];
 

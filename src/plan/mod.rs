@@ -50,6 +50,9 @@ pub struct HostReport {
     pub os: Option<String>,
     pub arch: Option<String>,
     pub systemd: Option<u32>,
+    /// The node's slice of cluster.pod_cidr (hosts with a kubelet): provision assigns it,
+    /// so the plan shows it before anything runs.
+    pub pod_cidr: Option<String>,
     /// Why the host cannot be worked on (unreachable, not root, port taken, ...).
     /// A plan with any failed host is an error: apply stops after preflight.
     pub problems: Vec<String>,
@@ -89,6 +92,7 @@ impl HostReport {
             os: None,
             arch: None,
             systemd: None,
+            pod_cidr: None,
             problems: Vec::new(),
             warnings: Vec::new(),
             version_changes: Vec::new(),
@@ -166,6 +170,7 @@ mod tests {
             os: Some("Debian".into()),
             arch: Some("x86_64".into()),
             systemd: Some(252),
+            pod_cidr: None,
             problems: vec![],
             warnings: vec![],
             version_changes: vec![],
@@ -174,7 +179,10 @@ mod tests {
         let v = serde_json::to_value(&plan).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&v), ["changes", "cluster", "hosts", "kind", "phases"]);
-        assert_eq!(keys(&v["hosts"][0]), ["address", "arch", "host", "os", "problems", "systemd", "version_changes", "warnings"]);
+        assert_eq!(
+            keys(&v["hosts"][0]),
+            ["address", "arch", "host", "os", "pod_cidr", "problems", "systemd", "version_changes", "warnings"]
+        );
         assert_eq!(v["phases"][0]["phase"], "preflight");
         let etcd = &v["phases"][1];
         assert_eq!(keys(etcd), ["hosts", "phase", "stages", "waits"]);
@@ -184,5 +192,20 @@ mod tests {
         assert_eq!(etcd["waits"][0]["wait"], "units-active");
         assert_eq!(etcd["waits"][1]["wait"], "etcd-quorum");
         assert!(!v.to_string().contains("BEGIN PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_nodes_pod_slice_is_shown_with_its_host() {
+        let report = |pod_cidr: Option<&str>| HostReport {
+            pod_cidr: pod_cidr.map(String::from),
+            ..HostReport::new("node1", "10.0.0.11")
+        };
+        let facts = BTreeMap::from([("node1".to_string(), HostFacts::default())]);
+        let empty = DesiredState { hosts: vec![] };
+        let plan = diff::plan_apply("c", vec![report(Some("10.200.3.0/24"))], &empty, &facts);
+        assert!(render_text::render(&plan).starts_with("node1 (10.0.0.11, pods 10.200.3.0/24)\n"));
+        assert_eq!(serde_json::to_value(&plan).unwrap()["hosts"][0]["pod_cidr"], "10.200.3.0/24");
+        let plan = diff::plan_apply("c", vec![report(None)], &empty, &facts);
+        assert!(render_text::render(&plan).starts_with("node1 (10.0.0.11)\n"));
     }
 }

@@ -2,9 +2,9 @@
 //! components whose files and units it installs, what the next phase waits for after it
 //! started units, the gate of its rolling restarts, and the ports its daemons listen on.
 //!
-//! Adding a phase (e.g. a container runtime, CNI, CoreDNS) is: a `Phase` variant, a
+//! Adding a phase (e.g. CNI, CoreDNS) is: a `Phase` variant, a
 //! `Component` variant if it installs files, one row in `PHASES` (in apply order), one
-//! line in `component_ports`, and its executor in `apply::phases::run`. The plan
+//! line in `daemon_ports`, and its executor in `apply::phases::run`. The plan
 //! (`diff`, `rollout`, `reset`) and preflight read everything else from here.
 
 use super::action::Phase;
@@ -89,6 +89,17 @@ pub const PHASES: &[PhaseSpec] = &[
         after_start: AfterStart::UnitsActive,
         rolling: None,
     },
+    // Before the kubelets, which need the runtime's socket. containerd is a daemon like
+    // the others: a running one whose config or unit changed restarts one host at a time
+    // (its containers keep running: KillMode=process), gated on its units being active;
+    // the oneshot kernel and pod-route units count as active once they ran.
+    PhaseSpec {
+        phase: Phase::Runtime,
+        name: "runtime",
+        components: &[Component::Runtime],
+        after_start: AfterStart::UnitsActive,
+        rolling: Some(RollingGate::UnitsActive),
+    },
     PhaseSpec {
         phase: Phase::Kubelet,
         name: "kubelet",
@@ -124,7 +135,8 @@ pub fn daemon_ports(component: Component, inventory: &Inventory) -> Option<(&'st
         Component::KubeControllerManager => Some(("kube-controller-manager.service", vec![10257])),
         Component::KubeScheduler => Some(("kube-scheduler.service", vec![10259])),
         Component::Kubelet => Some(("kubelet.service", vec![10250])),
-        Component::Base => None,
+        // containerd serves on a unix socket only; the kernel and route units are oneshots.
+        Component::Runtime | Component::Base => None,
     }
 }
 
@@ -153,6 +165,7 @@ mod tests {
             Component::KubeApiserver,
             Component::KubeControllerManager,
             Component::KubeScheduler,
+            Component::Runtime,
             Component::Kubelet,
         ] {
             let owners = PHASES.iter().filter(|s| s.components.contains(&c)).count();
@@ -160,6 +173,7 @@ mod tests {
         }
         assert_eq!(phase_of(Component::KubeScheduler), Phase::Controllers);
         assert_eq!(phase_of(Component::Etcd), Phase::Etcd);
+        assert!(phase_of(Component::Runtime) < phase_of(Component::Kubelet), "the kubelet needs the runtime's socket");
     }
 
     #[test]

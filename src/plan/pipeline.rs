@@ -73,7 +73,18 @@ impl Prepared {
 
     pub fn plan_apply(&self) -> Plan {
         let inv = self.inventory();
-        let mut plan = plan_apply(&inv.cluster.name, self.gathered.reports.clone(), &self.desired, &self.gathered.facts);
+        let mut reports = self.gathered.reports.clone();
+        // Render already assigned these (it fails on an inventory whose slices do not fit);
+        // shown where something uses them: a kubelet or the runtime tier.
+        let slices = crate::inventory::pod_slices::of_inventory(inv).unwrap_or_default();
+        for r in &mut reports {
+            let uses_slice = self.desired.hosts.iter().filter(|d| d.host == r.host).flat_map(|d| &d.units).any(|u| {
+                matches!(u.component, crate::desired::Component::Kubelet | crate::desired::Component::Runtime)
+            });
+            r.pod_cidr = slices.iter().find(|s| s.host == r.host && uses_slice).map(|s| s.slice.to_string());
+        }
+        crate::apply::phases::runtime::refuse_missing_binaries(&mut reports, &self.gathered.facts, &self.desired);
+        let mut plan = plan_apply(&inv.cluster.name, reports, &self.desired, &self.gathered.facts);
         if let Some(api) = &self.api {
             api_objects::add_phase(&mut plan, api);
         }

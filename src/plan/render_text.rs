@@ -17,6 +17,7 @@ pub fn render(plan: &Plan) -> String {
         facts.extend(host.os.clone());
         facts.extend(host.arch.clone());
         facts.extend(host.systemd.map(|v| format!("systemd {v}")));
+        facts.extend(host.pod_cidr.as_ref().map(|c| format!("pods {c}")));
         let _ = writeln!(out, "{} ({})", host.host, facts.join(", "));
         for p in &host.problems {
             let _ = writeln!(out, "  ! {p}");

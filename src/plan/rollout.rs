@@ -437,4 +437,25 @@ mod tests {
         stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default(), Some(("/b", 3)));
         assert_eq!(p.phases[0].stages[0].gate, Gate::UnitsActive { units: vec!["kubelet.service".into()] });
     }
+
+    #[test]
+    fn a_running_container_runtime_restarts_one_host_at_a_time_like_the_other_daemons() {
+        let kernel = "provision-k8s-kernel.service";
+        let mut p = plan(
+            Phase::Runtime,
+            &[
+                ("w1", vec![restart("containerd.service", changed()), restart(kernel, RestartReason::Failed)]),
+                ("w2", vec![restart("containerd.service", changed())]),
+            ],
+        );
+        stage_restarts(&mut p, &BTreeMap::new(), &[], &EtcdNow::default(), Some(("/b", 3)));
+        let phase = &p.phases[0];
+        let staged: Vec<(&str, &Gate)> = phase.stages.iter().map(|s| (s.host.as_str(), &s.gate)).collect();
+        let gate = Gate::UnitsActive { units: vec!["containerd.service".into()] };
+        assert_eq!(staged, vec![("w1", &gate), ("w2", &gate)]);
+        assert!(phase.snapshot.is_none(), "only etcd's rollout takes a snapshot");
+        // A failed oneshot is down already: it restarts with the phase's start step.
+        assert_eq!(phase.hosts.len(), 1);
+        assert_eq!(phase.hosts[0].actions, vec![restart(kernel, RestartReason::Failed)]);
+    }
 }

@@ -12,7 +12,18 @@ use crate::desired::{Component, DesiredHost, ManagedDir, ManagedFile, ManagedUni
 use crate::pki::{CertId, Pki};
 
 /// Directories the OS provides; a managed file may live directly in one of them.
-const OS_DIRS: &[&str] = &["/etc", "/etc/systemd/system", "/var/lib", "/var/log", "/var/backups", "/usr/local/bin", "/usr/local/sbin"];
+/// (modules-load.d and sysctl.d come with systemd and kmod: never created nor removed.)
+const OS_DIRS: &[&str] = &[
+    "/etc",
+    "/etc/systemd/system",
+    "/etc/modules-load.d",
+    "/etc/sysctl.d",
+    "/var/lib",
+    "/var/log",
+    "/var/backups",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+];
 
 pub struct HostBuilder {
     host: String,

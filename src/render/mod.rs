@@ -3,9 +3,10 @@
 //!
 //! Which host gets what follows its roles: an etcd member gets etcd; a control-plane
 //! host gets kube-apiserver, kube-controller-manager, kube-scheduler and the admin
-//! kubeconfigs; control-plane and worker hosts get a kubelet and kube-proxy. With
-//! `artifacts.kubernetes = "skip"` only the etcd tier is rendered and `Rendered::skipped`
-//! says so.
+//! kubeconfigs; control-plane and worker hosts get a kubelet and kube-proxy, and (unless
+//! `artifacts.runtime = "skip"`) the container runtime and pod network (`runtime`). With
+//! `artifacts.kubernetes = "skip"` only the etcd tier (and the runtime tier, when
+//! `artifacts.runtime` asks for it) is rendered and `Rendered::skipped` says so.
 
 pub mod builder;
 pub mod context;
@@ -20,13 +21,15 @@ mod etcd;
 pub mod etcd_backup;
 mod kubeconfig;
 mod kubelet;
+pub mod pod_network;
+pub mod runtime;
 mod scheduler;
 mod security_files;
 
 use serde::Serialize;
 
 use crate::desired::{Component, DesiredState};
-use crate::inventory::{Host, Inventory, KubernetesSource, Role};
+use crate::inventory::{Host, Inventory, KubernetesSource, Role, RuntimeSource};
 use crate::pki::{CertId, Pki};
 use builder::{HostBuilder, ROOT_0600, ROOT_0700, ROOT_0755};
 use context::{BaseCtx, HostCtx};
@@ -98,6 +101,7 @@ impl RenderCx<'_> {
 pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Result<Rendered> {
     let base = BaseCtx::new(inv)?;
     let kubernetes = inv.artifacts.kubernetes != KubernetesSource::Skip;
+    let runtime = inv.artifacts.runtime_source() != RuntimeSource::Skip;
     let mut skipped = Vec::new();
     if kubernetes {
         context::kubernetes_minor(&inv.cluster.kubernetes_version)?;
@@ -111,9 +115,15 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
     let cx = RenderCx { inv, pki, templates, base };
     let mut hosts = Vec::with_capacity(inv.hosts.len());
     let mut super_admin_conf = None;
+    let slices = crate::inventory::pod_slices::of_inventory(inv)?;
     for host in &inv.hosts {
         let hctx = cx.base.host(inv, host);
-        let h = HostCx { host, ctx: cx.base.for_host(&hctx)?, hctx };
+        let mut ctx = cx.base.for_host(&hctx)?;
+        // Only hosts with a kubelet have a pod network: a template using it elsewhere fails.
+        if let Some(net) = pod_network::for_host(&slices, &host.name) {
+            ctx.insert("pod_network", &net);
+        }
+        let h = HostCx { host, ctx, hctx };
         let mut b = HostBuilder::new(&host.name);
         if host.has(Role::Etcd) {
             etcd::add(&cx, &h, &mut b)?;
@@ -137,6 +147,9 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
             if node {
                 kubelet::add(&cx, &h, &mut b)?;
             }
+        }
+        if runtime && host.runs_kubelet() {
+            runtime::add(&cx, &h, &mut b)?;
         }
         let desired = b.finish()?;
         hosts.push(desired);

@@ -62,6 +62,23 @@ pub const KUBE_PROXY_DIR: &str = "/var/lib/kube-proxy";
 pub const KUBE_PROXY_CONFIG: &str = "/var/lib/kube-proxy/kube-proxy-config.yaml";
 pub const KUBE_PROXY_KUBECONFIG: &str = "/var/lib/kube-proxy/kubeconfig";
 
+// The container runtime tier (render/runtime.rs).
+pub const CONTAINERD_DIR: &str = "/etc/containerd";
+pub const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
+pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+/// Debian's containerd package.
+pub const CONTAINERD_BIN_PREINSTALLED: &str = "/usr/bin/containerd";
+/// Debian's containernetworking-plugins package.
+pub const CNI_BIN_DIR_PREINSTALLED: &str = "/usr/lib/cni";
+pub const CNI_DIR: &str = "/etc/cni";
+pub const CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub const CNI_CONFLIST: &str = "/etc/cni/net.d/10-provision-bridge.conflist";
+pub const MODULES_LOAD_CONF: &str = "/etc/modules-load.d/provision-k8s.conf";
+pub const SYSCTL_CONF: &str = "/etc/sysctl.d/90-provision-k8s.conf";
+pub const PROVISION_ETC_DIR: &str = "/etc/provision";
+/// `ip -batch` commands: this node's routes to every other node's pod slice.
+pub const POD_ROUTES: &str = "/etc/provision/pod-routes";
+
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
 /// etcd.service's drop-in directory and its bootstrap-only flags (templates/etcd-bootstrap.conf).
 pub const ETCD_DROPIN_DIR: &str = "/etc/systemd/system/etcd.service.d";

@@ -32,6 +32,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("kubelet-config.yaml", include_str!("../../templates/kubelet-config.yaml")),
     ("kube-proxy-config.yaml", include_str!("../../templates/kube-proxy-config.yaml")),
     ("bootstrap-rbac.yaml", include_str!("../../templates/bootstrap-rbac.yaml")),
+    ("containerd-config.toml", include_str!("../../templates/containerd-config.toml")),
+    ("containerd.service", include_str!("../../templates/containerd.service")),
+    ("provision-k8s-modules.conf", include_str!("../../templates/provision-k8s-modules.conf")),
+    ("provision-k8s-sysctl.conf", include_str!("../../templates/provision-k8s-sysctl.conf")),
+    ("provision-k8s-kernel.service", include_str!("../../templates/provision-k8s-kernel.service")),
+    ("10-provision-bridge.conflist", include_str!("../../templates/10-provision-bridge.conflist")),
+    ("pod-routes", include_str!("../../templates/pod-routes")),
+    ("provision-pod-routes.service", include_str!("../../templates/provision-pod-routes.service")),
 ];
 
 /// Where a template's text came from, for the render summary.

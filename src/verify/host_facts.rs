@@ -166,7 +166,7 @@ pub fn file_query(inv: &Inventory, facts: &HostFacts) -> FileQuery {
     for dir in [paths::KUBERNETES_DIR, paths::ETCD_DIR, paths::KUBELET_DIR, paths::KUBE_PROXY_DIR] {
         q.shallow.insert(dir.to_string());
     }
-    for dir in [paths::PKI_DIR, paths::ETCD_PKI_DIR, paths::KUBELET_PKI_DIR] {
+    for dir in [paths::PKI_DIR, paths::ETCD_PKI_DIR, paths::KUBELET_PKI_DIR, paths::CNI_CONF_DIR] {
         q.deep.insert(dir.to_string());
     }
     for p in [

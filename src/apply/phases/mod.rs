@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod kube_apiserver;
 pub mod kubelet;
 pub mod preflight;
+pub mod runtime;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
         Phase::KubeApiserver => kube_apiserver::run(plan, ctx).await,
         Phase::Controllers => controllers::run(plan, ctx).await,
         Phase::BootstrapRbac => bootstrap_rbac::run(plan, ctx).await,
+        Phase::Runtime => runtime::run(plan, ctx).await,
         Phase::Kubelet => kubelet::run(plan, ctx).await,
     }
 }

@@ -71,8 +71,9 @@ pub(crate) fn run(s: &Sections, rep: &mut Reporter<'_>) {
         cluster::check(c, rep);
         network::check_ranges(c, rep);
         network::check_hosts_outside_ranges(c, s.parsed_hosts(), rep);
-        if s.hosts_shape_ok {
-            network::check_pod_range_room(c, s.hosts.len(), rep);
+        // Which hosts need a slice depends on their roles: unknown roles would give wrong answers.
+        if s.hosts_with_known_roles().is_some() {
+            network::check_pod_slices(c, s.parsed_hosts(), rep);
         }
     }
     network::check_ports(s.cluster.as_ref(), s.etcd.as_ref(), s.ssh.as_ref(), rep);

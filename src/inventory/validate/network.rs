@@ -7,6 +7,7 @@ use ipnet::IpNet;
 
 use super::Part;
 use crate::inventory::locate::KeyPath;
+use crate::inventory::pod_slices;
 use crate::inventory::report::Reporter;
 use crate::inventory::schema::{Cluster, EtcdSettings, Host, SshSettings};
 
@@ -133,20 +134,40 @@ pub fn check_hosts_outside_ranges<'h>(
     }
 }
 
-/// Every host runs a kubelet that needs its own node range of Pod addresses.
-pub fn check_pod_range_room(c: &Part<Cluster>, host_count: usize, rep: &mut Reporter<'_>) {
-    if !c.ok("pod_cidr") {
+/// Every host that runs a kubelet gets its own slice of the Pod range (`pod_slices`):
+/// a host's explicit `pod_cidr` must fit, and the range must hold a slice for every node.
+pub fn check_pod_slices<'h>(
+    c: &Part<Cluster>,
+    hosts: impl Iterator<Item = (usize, &'h Part<Host>)>,
+    rep: &mut Reporter<'_>,
+) {
+    let pod = c.value.pod_cidr;
+    // A range smaller than one default slice is reported by check_pod_range_size.
+    if !c.ok("pod_cidr") || pod.prefix_len() > pod_slices::default_prefix(&pod) {
         return;
     }
-    let pod = c.value.pod_cidr.trunc();
-    let node = node_mask(&pod);
-    let Some(bits) = node.checked_sub(pod.prefix_len()) else { return };
-    let room = 1u64.checked_shl(u32::from(bits)).unwrap_or(u64::MAX);
-    if (host_count as u64) > room {
-        rep.error(
-            &key("pod_cidr"),
-            format!("{pod} holds {room} node ranges of /{node} but there are {host_count} hosts; use a shorter prefix"),
-        );
+    let mut nodes: Vec<usize> = Vec::new();
+    let mut requests: Vec<pod_slices::Request> = Vec::new();
+    for (i, part) in hosts {
+        let host = &part.value;
+        let explicit = host.pod_cidr.filter(|_| part.ok("pod_cidr"));
+        if !host.runs_kubelet() {
+            if explicit.is_some() {
+                rep.error(
+                    &KeyPath::host(i).key("pod_cidr"),
+                    "is set but this host runs no kubelet (pod slices are for control-plane and worker hosts); remove it",
+                );
+            }
+            continue;
+        }
+        nodes.push(i);
+        requests.push(pod_slices::Request { name: &host.name, explicit });
+    }
+    for p in pod_slices::allocate(pod, &requests).problems {
+        match p.node {
+            Some(n) => rep.error(&KeyPath::host(nodes[n]).key("pod_cidr"), p.message),
+            None => rep.error(&key("pod_cidr"), p.message),
+        }
     }
 }
 
@@ -216,10 +237,32 @@ mod tests {
         assert!(only_error(&replaced("\"10.200.0.0/16\"", "\"10.200.0.0/25\"")).contains("each node gets a /24"));
         assert!(
             only_error(&replaced("\"10.200.0.0/16\"", "\"10.200.0.0/23\""))
-                .contains("holds 2 node ranges of /24 but there are 3 hosts")
+                .contains("cluster.pod_cidr: 10.200.0.0/23 has no free /24 left for the pods of node3")
         );
         assert!(diagnose(&replaced("\"10.200.0.0/16\"", "\"10.200.0.0/22\"")).0.is_empty());
         assert!(only_error(&replaced("\"10.200.0.0/16\"", "\"12.0.0.0/7\"")).contains("at most 2^16 node ranges"));
+    }
+
+    #[test]
+    fn explicit_pod_slices_are_checked_where_written() {
+        let at = |extra: &str| replaced("address = \"10.0.0.12\"", &format!("address = \"10.0.0.12\"\n{extra}"));
+        let e = only_error(&at("pod_cidr = \"10.201.0.0/24\""));
+        assert!(
+            e.contains(":18:12: host[1].pod_cidr: 10.201.0.0/24 lies outside cluster.pod_cidr 10.200.0.0/16"),
+            "{e}"
+        );
+        let e = only_error(&at("pod_cidr = \"fd00::/64\""));
+        assert!(e.contains("host[1].pod_cidr: fd00::/64 is IPv6 but cluster.pod_cidr 10.200.0.0/16 is IPv4"), "{e}");
+        assert!(diagnose(&at("pod_cidr = \"10.200.9.0/24\"")).0.is_empty());
+        // node1 takes 10.200.0.0/24 by default before node2's explicit slice is known: the
+        // defaults skip every explicit slice, so this is no overlap but node1 moves on.
+        assert!(diagnose(&at("pod_cidr = \"10.200.0.0/24\"")).0.is_empty());
+        let etcd_only = replaced(
+            "roles = [\"etcd\", \"control-plane\"]\n\n[[host]]\nname = \"node2\"",
+            "roles = [\"etcd\"]\npod_cidr = \"10.200.9.0/24\"\n\n[[host]]\nname = \"node2\"",
+        );
+        let e = only_error(&etcd_only);
+        assert!(e.contains("host[0].pod_cidr: is set but this host runs no kubelet"), "{e}");
     }
 
     #[test]

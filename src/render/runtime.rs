@@ -1,0 +1,306 @@
+//! The container runtime tier of a host with a kubelet: containerd (config + unit), the
+//! kernel prerequisites (modules-load.d, sysctl.d, and a unit that applies them when they
+//! change), the bridge CNI configuration for the node's pod slice, and the routes to every
+//! other node's slice (a file plus a oneshot unit, so they survive reboots). Rendered
+//! when `artifacts.runtime` is in effect (`Artifacts::runtime_source`), even without the
+//! kubernetes tier. All of it is the Runtime component: apply's runtime phase.
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::builder::{HostBuilder, Perm, ROOT_0600, ROOT_0644, ROOT_0755};
+use super::paths;
+use super::{HostCx, RenderCx};
+use crate::desired::Component;
+
+pub const CONTAINERD_UNIT: &str = "containerd.service";
+pub const CONTAINERD_CONFIG_TEMPLATE: &str = "containerd-config.toml";
+pub const KERNEL_UNIT: &str = "provision-k8s-kernel.service";
+pub const MODULES_TEMPLATE: &str = "provision-k8s-modules.conf";
+pub const SYSCTL_TEMPLATE: &str = "provision-k8s-sysctl.conf";
+pub const CNI_TEMPLATE: &str = "10-provision-bridge.conflist";
+pub const ROUTES_UNIT: &str = "provision-pod-routes.service";
+pub const ROUTES_TEMPLATE: &str = "pod-routes";
+
+/// The pause image of the supported Kubernetes releases (1.32-1.34 use 3.10), pinned so
+/// that containerd never pulls another one.
+pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.10";
+/// overlay: containerd's snapshotter; br_netfilter: bridged pod traffic through iptables.
+pub const KERNEL_MODULES: &[&str] = &["overlay", "br_netfilter"];
+/// Pods reach other nodes (forwarding) and Services (kube-proxy's rules see bridged traffic).
+pub const SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv4.ip_forward", "1"),
+    ("net.bridge.bridge-nf-call-iptables", "1"),
+    ("net.bridge.bridge-nf-call-ip6tables", "1"),
+];
+/// An IPv6 Pod range needs IPv6 forwarding too.
+pub const SYSCTLS_IPV6: &[(&str, &str)] = &[("net.ipv6.conf.all.forwarding", "1")];
+/// What artifacts.runtime = "preinstalled" needs on a host: (path, Debian package). The
+/// paths are those of Debian bookworm's packages (containerd 1.6, runc 1.1,
+/// containernetworking-plugins 1.1); preflight refuses a host without them.
+pub const PREINSTALLED_BINARIES: &[(&str, &str)] = &[
+    (paths::CONTAINERD_BIN_PREINSTALLED, "containerd"),
+    ("/usr/bin/containerd-shim-runc-v2", "containerd"),
+    ("/usr/sbin/runc", "runc"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ("/usr/lib/cni/portmap", "containernetworking-plugins"),
+    ("/usr/lib/cni/loopback", "containernetworking-plugins"),
+];
+/// CIS 1.1.9/1.1.10: CNI files 600 or stricter, root:root.
+pub const CNI_PERM: Perm = ROOT_0600;
+
+#[derive(Serialize)]
+struct Sysctl {
+    key: &'static str,
+    value: &'static str,
+}
+
+/// What the runtime templates get besides the host's context, as `runtime`.
+#[derive(Serialize)]
+struct RuntimeCtx {
+    socket: &'static str,
+    sandbox_image: &'static str,
+    containerd_bin: &'static str,
+    containerd_config: &'static str,
+    cni_bin_dir: &'static str,
+    cni_conf_dir: &'static str,
+    kernel_unit: &'static str,
+    kernel_modules: &'static [&'static str],
+    sysctls: Vec<Sysctl>,
+    modules_load_conf: &'static str,
+    sysctl_conf: &'static str,
+    routes_unit: &'static str,
+    pod_routes: &'static str,
+}
+
+fn runtime_ctx(ipv6: bool) -> RuntimeCtx {
+    let extra = if ipv6 { SYSCTLS_IPV6 } else { &[] };
+    RuntimeCtx {
+        socket: paths::CONTAINERD_SOCKET,
+        sandbox_image: SANDBOX_IMAGE,
+        containerd_bin: paths::CONTAINERD_BIN_PREINSTALLED,
+        containerd_config: paths::CONTAINERD_CONFIG,
+        cni_bin_dir: paths::CNI_BIN_DIR_PREINSTALLED,
+        cni_conf_dir: paths::CNI_CONF_DIR,
+        kernel_unit: KERNEL_UNIT,
+        kernel_modules: KERNEL_MODULES,
+        sysctls: SYSCTLS.iter().chain(extra).map(|(key, value)| Sysctl { key, value }).collect(),
+        modules_load_conf: paths::MODULES_LOAD_CONF,
+        sysctl_conf: paths::SYSCTL_CONF,
+        routes_unit: ROUTES_UNIT,
+        pod_routes: paths::POD_ROUTES,
+    }
+}
+
+pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Result<()> {
+    let c = Component::Runtime;
+    let mut ctx = h.ctx.clone();
+    ctx.insert("runtime", &runtime_ctx(cx.inv.cluster.pod_cidr.addr().is_ipv6()));
+    let render =
+        |name: &str| cx.templates.render(name, &ctx).with_context(|| format!("host {}: template {name}", h.host.name));
+
+    b.text(paths::MODULES_LOAD_CONF, ROOT_0644, render(MODULES_TEMPLATE)?, c)?;
+    b.text(paths::SYSCTL_CONF, ROOT_0644, render(SYSCTL_TEMPLATE)?, c)?;
+    b.unit(KERNEL_UNIT, render(KERNEL_UNIT)?, c, &[paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF])?;
+
+    b.dir(paths::CONTAINERD_DIR, ROOT_0755, c);
+    b.text(paths::CONTAINERD_CONFIG, ROOT_0600, render(CONTAINERD_CONFIG_TEMPLATE)?, c)?;
+    b.unit(CONTAINERD_UNIT, render(CONTAINERD_UNIT)?, c, &[paths::CONTAINERD_CONFIG])?;
+
+    // containerd watches the CNI directory and picks a changed configuration up itself.
+    b.dir(paths::CNI_DIR, ROOT_0755, c);
+    b.dir(paths::CNI_CONF_DIR, ROOT_0755, c);
+    b.text(paths::CNI_CONFLIST, CNI_PERM, render(CNI_TEMPLATE)?, c)?;
+
+    b.dir(paths::PROVISION_ETC_DIR, ROOT_0755, c);
+    b.text(paths::POD_ROUTES, ROOT_0644, render(ROUTES_TEMPLATE)?, c)?;
+    b.unit(ROUTES_UNIT, render(ROUTES_UNIT)?, c, &[paths::POD_ROUTES])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::desired::DesiredHost;
+    use crate::inventory::pod_slices::{self, NodeSlice};
+    use crate::inventory::{Inventory, KubernetesSource, RuntimeSource};
+    use crate::render::{Templates, render};
+    use crate::state::StateDir;
+
+    /// inventories/example-ha.toml: 3 control-plane (+etcd) hosts and 2 workers.
+    fn ha() -> Inventory {
+        toml::from_str(include_str!("../../inventories/example-ha.toml")).unwrap()
+    }
+
+    fn rendered(inv: &Inventory) -> Vec<DesiredHost> {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::pki::ensure(inv, &StateDir::at(dir.path())).unwrap();
+        render(inv, &pki, &Templates::embedded().unwrap()).unwrap().desired.hosts
+    }
+
+    fn text(h: &DesiredHost, path: &str) -> String {
+        let f = h.file(path).unwrap_or_else(|| panic!("{}: no {path}", h.host));
+        String::from_utf8(f.content.to_vec()).unwrap()
+    }
+
+    const RUNTIME_FILES: &[&str] = &[
+        paths::CONTAINERD_CONFIG,
+        paths::CNI_CONFLIST,
+        paths::MODULES_LOAD_CONF,
+        paths::SYSCTL_CONF,
+        paths::POD_ROUTES,
+        "/etc/systemd/system/containerd.service",
+        "/etc/systemd/system/provision-k8s-kernel.service",
+        "/etc/systemd/system/provision-pod-routes.service",
+    ];
+
+    #[test]
+    fn every_node_of_a_3_plus_2_cluster_gets_the_runtime_files_with_cis_modes() {
+        let inv = ha();
+        let hosts = rendered(&inv);
+        assert_eq!(hosts.len(), 5);
+        for h in &hosts {
+            let runtime: BTreeMap<&str, (u32, &str, &str)> = h
+                .files
+                .iter()
+                .filter(|f| f.component == Component::Runtime)
+                .map(|f| (f.path.as_str(), (f.mode, f.owner.as_str(), f.group.as_str())))
+                .collect();
+            let mut want: Vec<&str> = RUNTIME_FILES.to_vec();
+            want.sort();
+            assert_eq!(runtime.keys().copied().collect::<Vec<_>>(), want, "{}", h.host);
+            // CIS 1.1.9/1.1.10 for the CNI file; unit files 0600 like every unit.
+            assert_eq!(runtime[paths::CNI_CONFLIST], (0o600, "root", "root"));
+            assert_eq!(runtime[paths::CONTAINERD_CONFIG], (0o600, "root", "root"));
+            for unit in [CONTAINERD_UNIT, KERNEL_UNIT, ROUTES_UNIT] {
+                assert_eq!(runtime[paths::unit_path(unit).as_str()], (0o600, "root", "root"));
+            }
+            for f in [paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF, paths::POD_ROUTES] {
+                assert_eq!(runtime[f], (0o644, "root", "root"));
+            }
+            let units: BTreeMap<&str, &Vec<String>> = h
+                .units
+                .iter()
+                .filter(|u| u.component == Component::Runtime)
+                .map(|u| (u.name.as_str(), &u.watches))
+                .collect();
+            assert_eq!(units.len(), 3);
+            assert!(units[CONTAINERD_UNIT].contains(&paths::CONTAINERD_CONFIG.to_string()));
+            assert!(units[ROUTES_UNIT].contains(&paths::POD_ROUTES.to_string()));
+            assert!(units[KERNEL_UNIT].contains(&paths::SYSCTL_CONF.to_string()));
+            assert!(units[KERNEL_UNIT].contains(&paths::MODULES_LOAD_CONF.to_string()));
+            assert_eq!(
+                text(h, paths::MODULES_LOAD_CONF).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(),
+                ["overlay", "br_netfilter"]
+            );
+            let sysctls: Vec<String> = text(h, paths::SYSCTL_CONF)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.replace(' ', ""))
+                .collect();
+            assert_eq!(
+                sysctls,
+                [
+                    "net.ipv4.ip_forward=1",
+                    "net.bridge.bridge-nf-call-iptables=1",
+                    "net.bridge.bridge-nf-call-ip6tables=1"
+                ]
+            );
+            let kernel = text(h, &paths::unit_path(KERNEL_UNIT));
+            assert!(kernel.contains("ExecStart=/sbin/modprobe --all overlay br_netfilter\n"), "{kernel}");
+            assert!(kernel.contains("Before=containerd.service"));
+        }
+    }
+
+    #[test]
+    fn containerd_config_is_version_2_with_cri_systemd_cgroups_and_a_pinned_pause_image() {
+        let hosts = rendered(&ha());
+        for h in &hosts {
+            let c: toml::Table = toml::from_str(&text(h, paths::CONTAINERD_CONFIG)).unwrap();
+            assert_eq!(c["version"].as_integer(), Some(2));
+            assert_eq!(c["disabled_plugins"].as_array().map(|a| a.len()), Some(0));
+            let grpc = c["grpc"].as_table().unwrap();
+            assert_eq!(grpc["address"].as_str(), Some(paths::CONTAINERD_SOCKET));
+            assert_eq!((grpc["uid"].as_integer(), grpc["gid"].as_integer()), (Some(0), Some(0)));
+            let cri = c["plugins"]["io.containerd.grpc.v1.cri"].as_table().unwrap();
+            assert_eq!(cri["sandbox_image"].as_str(), Some(SANDBOX_IMAGE));
+            let runc = &cri["containerd"]["runtimes"]["runc"];
+            assert_eq!(runc["runtime_type"].as_str(), Some("io.containerd.runc.v2"));
+            assert_eq!(runc["options"]["SystemdCgroup"].as_bool(), Some(true));
+            assert_eq!(cri["cni"]["conf_dir"].as_str(), Some(paths::CNI_CONF_DIR));
+            assert_eq!(cri["cni"]["bin_dir"].as_str(), Some(paths::CNI_BIN_DIR_PREINSTALLED));
+            let unit = text(h, &paths::unit_path(CONTAINERD_UNIT));
+            assert!(unit.contains("ExecStart=/usr/bin/containerd --config=/etc/containerd/config.toml\n"), "{unit}");
+            assert!(unit.contains("Delegate=yes"));
+            // The kubelet talks to exactly this socket, with the same cgroup driver.
+            let kubelet: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text(h, paths::KUBELET_CONFIG)).unwrap();
+            assert_eq!(kubelet["containerRuntimeEndpoint"].as_str(), Some("unix:///run/containerd/containerd.sock"));
+            assert_eq!(kubelet["cgroupDriver"].as_str(), Some("systemd"));
+        }
+    }
+
+    #[test]
+    fn cni_subnet_and_kubelet_pod_cidr_are_the_hosts_slice_and_routes_reach_exactly_the_others() {
+        let inv = ha();
+        let slices: Vec<NodeSlice> = pod_slices::of_inventory(&inv).unwrap();
+        let hosts = rendered(&inv);
+        let mut seen = Vec::new();
+        for h in &hosts {
+            let own = slices.iter().find(|s| s.host == h.host).unwrap();
+            let cni: serde_json::Value = serde_json::from_str(&text(h, paths::CNI_CONFLIST)).unwrap();
+            let plugins = cni["plugins"].as_array().unwrap();
+            assert_eq!(plugins.iter().map(|p| p["type"].as_str().unwrap()).collect::<Vec<_>>(), ["bridge", "portmap"]);
+            assert_eq!(plugins[0]["ipam"]["type"], "host-local");
+            assert_eq!(plugins[0]["ipam"]["ranges"][0][0]["subnet"], own.slice.to_string());
+            assert_eq!(plugins[0]["ipam"]["routes"][0]["dst"], "0.0.0.0/0");
+            let kubelet: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text(h, paths::KUBELET_CONFIG)).unwrap();
+            assert_eq!(kubelet["podCIDR"].as_str(), Some(own.slice.to_string().as_str()));
+
+            let routes: Vec<String> =
+                text(h, paths::POD_ROUTES).lines().filter(|l| !l.starts_with('#')).map(String::from).collect();
+            let others: Vec<String> = slices
+                .iter()
+                .filter(|s| s.host != h.host)
+                .map(|s| format!("route replace {} via {}", s.slice, s.address))
+                .collect();
+            assert_eq!(routes, others, "{}", h.host);
+            assert_eq!(routes.len(), 4);
+            assert!(!routes.iter().any(|r| r.contains(&format!(" {} ", own.slice))));
+            seen.push(own.slice);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 5, "every node has its own slice");
+    }
+
+    #[test]
+    fn the_runtime_tier_follows_kubernetes_unless_set() {
+        let runtime_files = |hosts: &[DesiredHost]| {
+            hosts.iter().flat_map(|h| &h.files).filter(|f| f.component == Component::Runtime).count()
+        };
+        let mut inv = ha();
+        inv.artifacts.runtime = Some(RuntimeSource::Skip);
+        assert_eq!(runtime_files(&rendered(&inv)), 0);
+        inv.artifacts.kubernetes = KubernetesSource::Skip;
+        inv.artifacts.runtime = None;
+        assert_eq!(runtime_files(&rendered(&inv)), 0, "kubernetes = skip and runtime unset renders no runtime");
+        inv.artifacts.runtime = Some(RuntimeSource::Preinstalled);
+        let hosts = rendered(&inv);
+        assert_eq!(runtime_files(&hosts), 5 * RUNTIME_FILES.len());
+        assert!(hosts.iter().all(|h| h.file(paths::KUBELET_CONFIG).is_none()), "still no kubelet");
+    }
+
+    #[test]
+    fn an_ipv6_pod_range_gets_ipv6_forwarding_and_default_route() {
+        let mut inv = ha();
+        inv.cluster.pod_cidr = "fd00:200::/56".parse().unwrap();
+        let hosts = rendered(&inv);
+        let h = &hosts[0];
+        assert!(text(h, paths::SYSCTL_CONF).contains("net.ipv6.conf.all.forwarding = 1"));
+        let cni: serde_json::Value = serde_json::from_str(&text(h, paths::CNI_CONFLIST)).unwrap();
+        assert_eq!(cni["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "fd00:200::/64");
+        assert_eq!(cni["plugins"][0]["ipam"]["routes"][0]["dst"], "::/0");
+    }
+}
