@@ -234,7 +234,14 @@ async fn connect_leaving_members(
         let Some(address) = l.peer_urls.first().and_then(|u| super::membership::peer_host(u).parse().ok()) else {
             continue;
         };
-        let host = crate::inventory::Host { name: l.name.clone(), address, roles: Vec::new(), ssh_port: None, ssh_user: None };
+        let host = crate::inventory::Host {
+            name: l.name.clone(),
+            address,
+            roles: Vec::new(),
+            ssh_port: None,
+            ssh_user: None,
+            pod_cidr: None,
+        };
         let Ok(target) = crate::ssh::Target::for_host(inv, &host, state, inventory_dir) else { continue };
         if let Ok(Ok(session)) = tokio::time::timeout(Duration::from_secs(10), crate::ssh::Session::connect(&target)).await {
             gathered.sessions.insert(l.name.clone(), session);
