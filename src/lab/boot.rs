@@ -18,12 +18,19 @@ use super::{image, preflight, probe, procs};
 /// $1 machine name, $2 root directory, $3 host directory, $4 systemd-nspawn.
 /// `--register=no --keep-unit` because there is no systemd (and no machined) on this
 /// machine to register with; without them nspawn fails with "Failed to open system bus".
+/// So that a host can run containers (runc under containerd; issue #12, measured in
+/// docs/runtime.md): `--system-call-filter=@keyring` (nspawn's seccomp filter otherwise
+/// fails runc with "unable to join session keyring"), and `--capability=CAP_NET_ADMIN`
+/// (nspawn drops it when the host shares this machine's network, and runc cannot then
+/// bring up `lo` in a container's new network namespace). The hosts share this machine's
+/// network namespace: what a test sets up for pods goes into a namespace of its own.
 const LOOP: &str = r#"set -u
 name=$1 root=$2 dir=$3 nspawn=$4
 boot_loop() {
     while :; do
         date +%s > "$dir/started"
         "$nspawn" --boot --register=no --keep-unit --link-journal=no --console=read-only \
+            --capability=CAP_NET_ADMIN --system-call-filter=@keyring \
             --machine="$name" --directory="$root"
         rc=$?
         echo "provision-lab: systemd-nspawn exited with status $rc"

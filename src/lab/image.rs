@@ -55,8 +55,18 @@ pub const RECIPE: Recipe = Recipe {
         "sudo",
         "coreutils",
     ],
-    packages: &["etcd-server", "etcd-client"],
-    disable: &["etcd.service"],
+    // The runtime tier from Debian (`artifacts.runtime = "preinstalled"`), and a static
+    // busybox to build a local container image from (no registry is reachable here).
+    packages: &[
+        "etcd-server",
+        "etcd-client",
+        "containerd",
+        "runc",
+        "containernetworking-plugins",
+        "iptables",
+        "busybox-static",
+    ],
+    disable: &["etcd.service", "containerd.service"],
     mask: &[
         "apt-daily.timer",
         "apt-daily-upgrade.timer",
@@ -96,6 +106,24 @@ apt-get install -y -q --no-install-recommends {packages}
 rm -f /usr/sbin/policy-rc.d
 systemctl disable {disable}
 systemctl mask {mask}
+# systemd-nspawn mounts the cgroup v1 controllers read-only in the host; runc must make
+# its containers' cgroups there (docs/runtime.md). The host may remount them writable.
+cat > /etc/systemd/system/provision-lab-cgroup-rw.service <<'UNIT'
+[Unit]
+Description=Make the cgroup v1 controller mounts writable (systemd-nspawn mounts them read-only)
+DefaultDependencies=no
+Before=containerd.service
+ConditionPathIsMountPoint=/sys/fs/cgroup/cpuset
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do [ "$(stat -f -c %%T "$d")" = cgroupfs ] && mount -o remount,rw,bind "$d"; done; exit 0'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable provision-lab-cgroup-rw.service
 useradd --create-home --shell /bin/bash {user}
 printf '{user} ALL=(ALL:ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/{user}
 chmod 0440 /etc/sudoers.d/{user}
@@ -354,8 +382,12 @@ mod tests {
             assert!(RECIPE.include.contains(&p), "{p}");
         }
         let script = RECIPE.configure_script();
-        assert!(script.contains("apt-get install -y -q --no-install-recommends etcd-server etcd-client"));
-        assert!(script.contains("systemctl disable etcd.service"));
+        assert!(script.contains(
+            "apt-get install -y -q --no-install-recommends etcd-server etcd-client containerd runc \
+             containernetworking-plugins iptables busybox-static"
+        ));
+        assert!(script.contains("systemctl disable etcd.service containerd.service"));
+        assert!(script.contains("systemctl enable provision-lab-cgroup-rw.service"));
         assert!(!RECIPE.mask.iter().any(|u| u.starts_with("etcd")), "etcd must be disabled, never masked");
         // policy-rc.d is in place before the install and gone after it.
         let install = script.find("apt-get install").unwrap();

@@ -21,15 +21,25 @@ pub struct RunLock {
 
 /// Makes sure only one provision run at a time works on a state directory: two runs
 /// creating a CA at once would each sign certificates with a CA the other replaced.
+///
+/// A lock still held a moment after its run let go is waited for (up to 3 s): a process
+/// forked by the same program (tests, a child of a library) shares the lock file's open
+/// description until it execs, which keeps the lock for that instant (seen in CI).
 pub fn lock(path: &Path) -> anyhow::Result<RunLock> {
     let file = crate::trust::open_own_file(path).context("opening the lock file")?;
-    match file.try_lock() {
-        Ok(()) => Ok(RunLock { _file: file }),
-        Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another provision run holds {}: wait for it to finish, then run again",
-            path.display()
-        ),
-        Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(RunLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another provision run holds {}: wait for it to finish, then run again",
+                path.display()
+            ),
+            Err(fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+        }
     }
 }
 

@@ -1,0 +1,146 @@
+//! The runtime tier (issue #12) on the REAL lab hosts: Debian's containerd, runc and CNI
+//! plugins (in the lab image) run with the configuration provision renders for the node,
+//! and a container from a locally built image gets its address from the rendered CNI
+//! config, in the node's pod slice. Holds the lab's test lock like every lab test.
+//!
+//! The files are installed by this test, not by `apply`: on these systemd-nspawn hosts
+//! the runtime phase's kernel unit cannot load modules, and the pod routes would go into
+//! this machine's own routing table (the hosts share its network namespace). So the
+//! container's network is set up inside a network namespace of the test's own on node1
+//! (what a real node's root namespace is), never in this machine's. docs/runtime.md says
+//! what runs where.
+
+#[path = "support/lab_cli.rs"]
+mod lab_cli;
+
+use lab_cli::*;
+use provision::lab::ensure_fresh_for_tests;
+use provision::render::paths;
+
+/// An OCI image layout holding one layer (a static busybox and its applets), imported
+/// into containerd's `k8s.io` namespace as `docker.io/provision/busybox:local`. The
+/// digests are computed here: nothing is fetched from a registry.
+const BUILD_IMAGE: &str = r#"set -eu
+d=$(mktemp -d)
+mkdir -p "$d/rootfs/bin" "$d/oci/blobs/sha256"
+cp /bin/busybox "$d/rootfs/bin/busybox"
+for a in sh ip echo cat ls sleep ping hostname; do ln -s busybox "$d/rootfs/bin/$a"; done
+tar -C "$d/rootfs" -cf "$d/layer.tar" .
+blob() { s=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$d/oci/blobs/sha256/$s"; echo "$s $(stat -c %s "$1")"; }
+set -- $(blob "$d/layer.tar"); layer=$1 layer_size=$2
+printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$layer" > "$d/config.json"
+set -- $(blob "$d/config.json"); config=$1 config_size=$2
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' "$config" "$config_size" "$layer" "$layer_size" > "$d/manifest.json"
+set -- $(blob "$d/manifest.json"); manifest=$1 manifest_size=$2
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"docker.io/provision/busybox:local","org.opencontainers.image.ref.name":"local"}}]}' "$manifest" "$manifest_size" > "$d/oci/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}' > "$d/oci/oci-layout"
+tar -C "$d/oci" -cf /root/busybox-oci.tar .
+rm -rf "$d"
+ctr -n k8s.io images import /root/busybox-oci.tar >/dev/null
+ctr -n k8s.io images ls -q | grep -x docker.io/provision/busybox:local
+"#;
+
+#[test]
+fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_copy(&lab, tmp.path(), |t| {
+        // Line start only: the comments mention the key too.
+        t.replace("\nkubernetes = \"skip\"", "\nkubernetes = \"skip\"\nruntime = \"preinstalled\"")
+    });
+    // The plan names each node's slice, the same the rendered CNI config uses.
+    let out = provision(&["--output", "json", "plan", inv.to_str().unwrap()]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let node1 = &lab.hosts[0];
+    let slice = plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == node1.name.as_str()).unwrap()["pod_cidr"]
+        .as_str()
+        .expect("node1's pod slice in the plan")
+        .to_string();
+    let phases: Vec<&str> = plan["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap()).collect();
+    assert!(phases.contains(&"runtime"), "{phases:?}");
+
+    // node1's rendered runtime files, installed as apply would (0600 conflist, root units).
+    let desired = desired(&inv);
+    let host = desired.hosts.iter().find(|h| h.host == node1.name).unwrap();
+    let a = node1.address.to_string();
+    for path in [paths::CONTAINERD_CONFIG, "/etc/systemd/system/containerd.service", paths::CNI_CONFLIST] {
+        let f = host.files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("{path} rendered"));
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, f.content.as_slice());
+        ssh_ok(
+            &lab,
+            &a,
+            &format!(
+                "mkdir -p \"$(dirname {path})\" && echo {b64} | base64 -d > {path}.tmp && chmod {:o} {path}.tmp && mv {path}.tmp {path}",
+                f.mode
+            ),
+        );
+    }
+    let conflist = String::from_utf8_lossy(&host.files.iter().find(|f| f.path == paths::CNI_CONFLIST).unwrap().content)
+        .into_owned();
+    assert!(conflist.contains(&format!("\"subnet\": \"{slice}\"")), "{conflist}");
+
+    // containerd from the rendered unit and config: active, its socket root-only, CRI loaded.
+    let t = std::time::Instant::now();
+    // The lab host's root is itself an overlayfs, and overlayfs cannot take its upper dir
+    // there ("failed to mount ...: invalid argument"): containerd's state goes on a tmpfs,
+    // as a real node's would be on ext4 or xfs, so the rendered overlayfs snapshotter runs.
+    ssh_ok(
+        &lab,
+        &a,
+        "mkdir -p /var/lib/containerd && (mountpoint -q /var/lib/containerd || mount -t tmpfs -o mode=0711 tmpfs \
+         /var/lib/containerd) && systemctl daemon-reload && systemctl restart containerd.service",
+    );
+    let version = ssh_ok(&lab, &a, "systemctl is-active containerd.service && ctr version");
+    eprintln!("containerd active in {:.2}s:\n{version}", t.elapsed().as_secs_f64());
+    assert!(version.contains("Server:") && version.contains("Version:"), "{version}");
+    let socket = ssh_ok(&lab, &a, &format!("stat -c '%a %U:%G' {}", paths::CONTAINERD_SOCKET));
+    assert_eq!(socket.trim(), "660 root:root");
+    let plugins = ssh_ok(&lab, &a, "ctr plugins ls");
+    let cri = plugins.lines().find(|l| l.split_whitespace().nth(1) == Some("cri")).unwrap_or_default();
+    assert_eq!(cri.split_whitespace().last(), Some("ok"), "the CRI plugin loaded with the rendered config: {plugins}");
+    // The CRI plugin read the rendered settings (its start line in the journal).
+    let cri_config = ssh_ok(&lab, &a, "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1");
+    for want in ["Options:map[SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"] {
+        assert!(cri_config.contains(want), "{want} in {cri_config}");
+    }
+
+    // A local image, then a container whose network comes from the rendered conflist,
+    // set up inside node1's own pod network namespace (never this machine's).
+    let imported = ssh_ok(&lab, &a, BUILD_IMAGE);
+    assert_eq!(imported.trim(), "docker.io/provision/busybox:local");
+    ssh_ok(
+        &lab,
+        &a,
+        "ip netns add provision-pods 2>/dev/null || true; ip -n provision-pods link set lo up; \
+         mkdir -p /opt/cni && ln -sfn /usr/lib/cni /opt/cni/bin",
+    );
+    let t = std::time::Instant::now();
+    let run = ssh(
+        &lab,
+        &a,
+        "root",
+        // nspawn mounts /proc/sys read-only; `ip netns exec` runs in a mount namespace of
+        // its own, where the bridge plugin may set this namespace's ip_forward.
+        "ip netns exec provision-pods sh -c 'mount -o remount,bind,rw /proc/sys && exec \"$0\" \"$@\"' \
+         ctr -n k8s.io run --rm --cni --runc-systemd-cgroup \
+         --cgroup system.slice:provision-test:c1 docker.io/provision/busybox:local c1 \
+         /bin/sh -c 'ip -4 -o addr show eth0; ip route; ping -c 1 -W 2 \"$(ip route | sed -n \"s/^default via \\([0-9.]*\\).*/\\1/p\")\"'",
+    );
+    let said = String::from_utf8_lossy(&run.stdout).into_owned();
+    eprintln!("container run in {:.2}s:\n{said}{}", t.elapsed().as_secs_f64(), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{}", text(&run));
+    let address = said
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address on eth0: {said}"))
+        .to_string();
+    let ip: std::net::Ipv4Addr = address.split('/').next().unwrap().parse().unwrap();
+    let net: ipnet::Ipv4Net = slice.parse().unwrap();
+    assert!(net.contains(&ip), "{ip} is not in node1's slice {slice}");
+    assert!(said.contains("1 packets received"), "the container reached its gateway: {said}");
+    // --rm released the address (host-local keeps none) and left no task behind.
+    let left = ssh_ok(&lab, &a, "ls /var/lib/cni/networks/provision-bridge/ | grep -c '^10\\.' || true; ctr -n k8s.io tasks ls -q");
+    assert_eq!(left.trim(), "0", "{left}");
+    ssh_ok(&lab, &a, "systemctl stop containerd.service; ip netns del provision-pods; umount /var/lib/containerd");
+}
