@@ -17,28 +17,9 @@ use lab_cli::*;
 use provision::lab::ensure_fresh_for_tests;
 use provision::render::paths;
 
-/// An OCI image layout holding one layer (a static busybox and its applets), imported
-/// into containerd's `k8s.io` namespace as `docker.io/provision/busybox:local`. The
-/// digests are computed here: nothing is fetched from a registry.
-const BUILD_IMAGE: &str = r#"set -eu
-d=$(mktemp -d)
-mkdir -p "$d/rootfs/bin" "$d/oci/blobs/sha256"
-cp /bin/busybox "$d/rootfs/bin/busybox"
-for a in sh ip echo cat ls sleep ping hostname; do ln -s busybox "$d/rootfs/bin/$a"; done
-tar -C "$d/rootfs" -cf "$d/layer.tar" .
-blob() { s=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$d/oci/blobs/sha256/$s"; echo "$s $(stat -c %s "$1")"; }
-set -- $(blob "$d/layer.tar"); layer=$1 layer_size=$2
-printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$layer" > "$d/config.json"
-set -- $(blob "$d/config.json"); config=$1 config_size=$2
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' "$config" "$config_size" "$layer" "$layer_size" > "$d/manifest.json"
-set -- $(blob "$d/manifest.json"); manifest=$1 manifest_size=$2
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"docker.io/provision/busybox:local","org.opencontainers.image.ref.name":"local"}}]}' "$manifest" "$manifest_size" > "$d/oci/index.json"
-printf '{"imageLayoutVersion":"1.0.0"}' > "$d/oci/oci-layout"
-tar -C "$d/oci" -cf /root/busybox-oci.tar .
-rm -rf "$d"
-ctr -n k8s.io images import /root/busybox-oci.tar >/dev/null
-ctr -n k8s.io images ls -q | grep -x docker.io/provision/busybox:local
-"#;
+/// Builds a one-layer OCI image from the host's static busybox and imports it
+/// (`docker.io/provision/busybox:local`); the Vagrant test runs the same script on VMs.
+const BUILD_IMAGE: &str = include_str!("fixtures/busybox-oci-image.sh");
 
 #[test]
 fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {

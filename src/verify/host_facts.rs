@@ -48,6 +48,11 @@ pub fn expected_units(inv: &Inventory, host: &Host) -> Vec<&'static str> {
             units.extend(["kubelet.service", "kube-proxy.service"]);
         }
     }
+    // containerd (a daemon); the kernel and pod-route units are oneshots, judged by
+    // runtime.pods through what they set up.
+    if runs_kubelet(host) && inv.artifacts.runtime_source() != crate::inventory::RuntimeSource::Skip {
+        units.push(crate::render::runtime::CONTAINERD_UNIT);
+    }
     units
 }
 

@@ -27,6 +27,7 @@ pub mod host_facts;
 pub mod material;
 pub mod rbac;
 pub mod report;
+pub mod runtime;
 pub mod snapshot;
 pub mod snapshot_script;
 pub mod tls;
@@ -56,6 +57,8 @@ pub enum Group {
     Rbac,
     Files,
     Cis,
+    /// The runtime tier (containerd, runc, CNI plugins, the node's slice and pod routes).
+    Runtime,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +101,7 @@ pub async fn run_with_sessions(
 
     // The API checks and the encryption keys need the hosts only when Kubernetes runs there.
     let kubernetes = inv.artifacts.kubernetes != crate::inventory::KubernetesSource::Skip;
-    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Snapshot].iter().any(|g| opts.wants(*g))
+    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Snapshot, Group::Runtime].iter().any(|g| opts.wants(*g))
         || (kubernetes && (opts.wants(Group::Rbac) || opts.wants(Group::Encryption)));
     let (sessions, opened, unreachable) =
         if needs_ssh { connect_all(loaded, sessions).await } else { (BTreeMap::new(), Vec::new(), BTreeMap::new()) };
@@ -173,6 +176,11 @@ pub async fn run_with_sessions(
     }
     if opts.wants(Group::Cis) {
         checks.extend(cis_hosts::run(inv, &gathered));
+    }
+    if opts.wants(Group::Runtime)
+        && let Some(result) = runtime::run(inv, &sessions).await
+    {
+        checks.push(result);
     }
     for s in &opened {
         s.close().await;
