@@ -196,31 +196,9 @@ mod tests {
     use super::*;
     use crate::plan::facts::UnitState;
 
+    /// The lab fixture: node1..3, each etcd + control-plane, on 127.0.1.1..3.
     fn inventory() -> Inventory {
-        toml::from_str(
-            r#"
-[cluster]
-name = "lab"
-kubernetes_version = "1.34.2"
-etcd_version = "3.5.21"
-api_endpoint = "10.0.0.1"
-service_cidr = "10.32.0.0/24"
-pod_cidr = "10.200.0.0/16"
-[[host]]
-name = "a"
-address = "10.0.0.1"
-roles = ["etcd", "control-plane"]
-[[host]]
-name = "b"
-address = "10.0.0.2"
-roles = ["etcd", "control-plane"]
-[[host]]
-name = "c"
-address = "10.0.0.3"
-roles = ["etcd"]
-"#,
-        )
-        .expect("test inventory parses")
+        toml::from_str(include_str!("../../tests/fixtures/lab.toml")).expect("the lab fixture parses")
     }
 
     fn request(keep_previous: bool) -> RestoreRequest {
@@ -244,31 +222,34 @@ roles = ["etcd"]
         let mut facts = BTreeMap::new();
         let mut running = HostFacts::default();
         running.units.insert(APISERVER_UNIT.into(), UnitState { active_state: "active".into(), ..Default::default() });
-        facts.insert("a".to_string(), running);
-        facts.insert("b".to_string(), HostFacts::default());
+        facts.insert("node1".to_string(), running);
+        facts.insert("node2".to_string(), HostFacts::default());
         let plan = plan_restore(&inv, vec![], &facts, &members, &request(false));
         assert_eq!(plan.kind, PlanKind::Restore);
         let order: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
         assert_eq!(order, [Phase::Preflight, Phase::KubeApiserver, Phase::Etcd, Phase::KubeApiserver, Phase::Etcd]);
-        assert_eq!(kinds(&plan.phases[1], "a"), ["stop-unit"]);
-        assert!(plan.phases[1].hosts.iter().all(|h| h.host == "a"), "only where kube-apiserver runs");
-        for m in ["a", "b", "c"] {
+        assert_eq!(kinds(&plan.phases[1], "node1"), ["stop-unit"]);
+        assert!(plan.phases[1].hosts.iter().all(|h| h.host == "node1"), "only where kube-apiserver runs");
+        for m in ["node1", "node2", "node3"] {
             assert_eq!(kinds(&plan.phases[2], m), ["write-file", "stop-unit", "restore-etcd-member", "start-unit"]);
             assert_eq!(kinds(&plan.phases[4], m), ["remove-file", "purge-dir"]);
         }
-        assert_eq!(plan.phases[2].waits, vec![Wait::EtcdQuorum { members: vec!["a".into(), "b".into(), "c".into()] }]);
+        assert_eq!(
+            plan.phases[2].waits,
+            vec![Wait::EtcdQuorum { members: vec!["node1".into(), "node2".into(), "node3".into()] }]
+        );
         let json = serde_json::to_string(&plan).unwrap();
         assert!(!json.contains("not really a snapshot"), "the snapshot's content is never printed");
         assert!(json.contains("\"token\":\"lab-restore-20261205T180000Z\""), "{json}");
-        assert!(json.contains("a=https://10.0.0.1:2380,b=https://10.0.0.2:2380,c=https://10.0.0.3:2380"));
+        assert!(json.contains("node1=https://127.0.1.1:2380,node2=https://127.0.1.2:2380,node3=https://127.0.1.3:2380"));
         let Action::WriteFile { secret, mode, path, .. } = &plan.phases[2].hosts[0].actions[0] else { panic!() };
         assert!(*secret && mode.0 == 0o600 && path == "/var/lib/etcd.provision-restore-20261205T180000Z.db");
         // --keep-previous: the old data dirs stay.
         let plan = plan_restore(&inv, vec![], &facts, &members, &request(true));
-        assert_eq!(kinds(&plan.phases[4], "c"), ["remove-file"]);
+        assert_eq!(kinds(&plan.phases[4], "node3"), ["remove-file"]);
         // The rollback: previous data back, started together, the apiservers started.
-        let rb = rollback_plan(&inv, vec![], &member_restores(&inv, &members, &request(false)), &["a".into()]);
-        assert_eq!(kinds(&rb.phases[1], "b"), ["stop-unit", "roll-back-etcd-restore", "remove-file", "start-unit"]);
-        assert_eq!(kinds(&rb.phases[2], "a"), ["start-unit"]);
+        let rb = rollback_plan(&inv, vec![], &member_restores(&inv, &members, &request(false)), &["node1".into()]);
+        assert_eq!(kinds(&rb.phases[1], "node2"), ["stop-unit", "roll-back-etcd-restore", "remove-file", "start-unit"]);
+        assert_eq!(kinds(&rb.phases[2], "node1"), ["start-unit"]);
     }
 }
