@@ -191,89 +191,80 @@ pub async fn execute_plan_at(
     plan_already_shown: bool,
 ) -> (anyhow::Result<ExitCode>, Option<(usize, bool)>) {
     let mut stopped = None;
-    let result = run_and_report(prepared, plan, cancel, wait_timeout, format, plan_already_shown, &mut stopped).await;
-    (result, stopped)
-}
-
-async fn run_and_report(
-    prepared: &Prepared,
-    plan: &Plan,
-    cancel: &Cancel,
-    wait_timeout: Duration,
-    format: OutputFormat,
-    plan_already_shown: bool,
-    stopped: &mut Option<(usize, bool)>,
-) -> anyhow::Result<ExitCode> {
-    let json = format == OutputFormat::Json;
-    if json {
-        println!("{}", serde_json::json!({ "event": "plan", "plan": plan }));
-    } else if !plan_already_shown && (!plan.is_empty() || !plan.failed_hosts().is_empty()) {
-        print_plan(prepared, plan, format)?;
-    }
-    if cancel.is_cancelled() {
-        return Err(Failure::new(ExitCode(EXIT_INTERRUPTED), "interrupted before any change").into());
-    }
-    if plan.is_empty() && plan.failed_hosts().is_empty() {
-        let message = render_text::summary(plan);
+    let result = async {
+        let json = format == OutputFormat::Json;
         if json {
-            let e = Event::Summary { ok: true, changes_made: 0, failed_hosts: vec![], interrupted: false, ms: 0, message };
-            println!("{}", serde_json::to_string(&e)?);
+            println!("{}", serde_json::json!({ "event": "plan", "plan": plan }));
+        } else if !plan_already_shown && (!plan.is_empty() || !plan.failed_hosts().is_empty()) {
+            print_plan(prepared, plan, format)?;
+        }
+        if cancel.is_cancelled() {
+            return Err(Failure::new(ExitCode(EXIT_INTERRUPTED), "interrupted before any change").into());
+        }
+        if plan.is_empty() && plan.failed_hosts().is_empty() {
+            let message = render_text::summary(plan);
+            if json {
+                let e = Event::Summary { ok: true, changes_made: 0, failed_hosts: vec![], interrupted: false, ms: 0, message };
+                println!("{}", serde_json::to_string(&e)?);
+            } else {
+                println!("{message}");
+            }
+            return Ok(ExitCode::OK);
+        }
+
+        let totals: Vec<(String, usize)> =
+            plan.hosts.iter().map(|h| (h.host.clone(), plan.host_actions(&h.host).count())).collect();
+        let reporter = Reporter::new(json, &totals);
+        let inventory = prepared.inventory();
+        let ctx = ApplyContext {
+            sessions: &prepared.gathered.sessions,
+            inventory,
+            state: &prepared.state,
+            pki: &prepared.pki,
+            reporter: &reporter,
+            cancel,
+            parallelism: inventory.ssh.parallelism.unwrap_or(inventory.hosts.len()).max(1),
+            wait_timeout,
+        };
+        let started = Instant::now();
+        let outcome = apply::execute(plan, &ctx).await;
+        stopped = outcome.stopped_in.map(|i| (i, !outcome.failed_hosts.is_empty()));
+        let failed: Vec<String> = outcome.failed_hosts.iter().map(|(h, _)| h.clone()).collect();
+        let message = if outcome.interrupted {
+            format!("interrupted after {} changes: run it again to finish", outcome.changes_made)
+        } else if !failed.is_empty() {
+            format!("{} changes made; FAILED on {}; stopped before the next phase", outcome.changes_made, failed.join(", "))
+        } else if !outcome.wait_failures.is_empty() {
+            format!("{} changes made; a phase did not become healthy:\n{}", outcome.changes_made, outcome.wait_failures.join("\n"))
         } else {
+            format!("{} changes made in {:.1}s", outcome.changes_made, started.elapsed().as_secs_f64())
+        };
+        reporter.emit(Event::Summary {
+            ok: outcome.ok(),
+            changes_made: outcome.changes_made,
+            failed_hosts: failed.clone(),
+            interrupted: outcome.interrupted,
+            ms: started.elapsed().as_millis() as u64,
+            message: message.clone(),
+        });
+        if outcome.interrupted {
+            if !json {
+                eprintln!("{message}");
+            }
+            return Err(Failure { code: ExitCode(EXIT_INTERRUPTED), message, printed: true }.into());
+        }
+        if !outcome.ok() {
+            if !json {
+                // Each host's error was shown as it happened (host-error events).
+                eprintln!("{message}");
+            }
+            return Err(Failure { code: ExitCode::ERROR, message, printed: true }.into());
+        }
+        if !json {
             println!("{message}");
         }
-        return Ok(ExitCode::OK);
+        Ok(ExitCode::OK)
     }
-
-    let totals: Vec<(String, usize)> =
-        plan.hosts.iter().map(|h| (h.host.clone(), plan.host_actions(&h.host).count())).collect();
-    let reporter = Reporter::new(json, &totals);
-    let inventory = prepared.inventory();
-    let ctx = ApplyContext {
-        sessions: &prepared.gathered.sessions,
-        inventory,
-        state: &prepared.state,
-        pki: &prepared.pki,
-        reporter: &reporter,
-        cancel,
-        parallelism: inventory.ssh.parallelism.unwrap_or(inventory.hosts.len()).max(1),
-        wait_timeout,
-    };
-    let started = Instant::now();
-    let outcome = apply::execute(plan, &ctx).await;
-    *stopped = outcome.stopped_in.map(|i| (i, !outcome.failed_hosts.is_empty()));
-    let failed: Vec<String> = outcome.failed_hosts.iter().map(|(h, _)| h.clone()).collect();
-    let message = if outcome.interrupted {
-        format!("interrupted after {} changes: run it again to finish", outcome.changes_made)
-    } else if !failed.is_empty() {
-        format!("{} changes made; FAILED on {}; stopped before the next phase", outcome.changes_made, failed.join(", "))
-    } else if !outcome.wait_failures.is_empty() {
-        format!("{} changes made; a phase did not become healthy:\n{}", outcome.changes_made, outcome.wait_failures.join("\n"))
-    } else {
-        format!("{} changes made in {:.1}s", outcome.changes_made, started.elapsed().as_secs_f64())
-    };
-    reporter.emit(Event::Summary {
-        ok: outcome.ok(),
-        changes_made: outcome.changes_made,
-        failed_hosts: failed.clone(),
-        interrupted: outcome.interrupted,
-        ms: started.elapsed().as_millis() as u64,
-        message: message.clone(),
-    });
-    if outcome.interrupted {
-        if !json {
-            eprintln!("{message}");
-        }
-        return Err(Failure { code: ExitCode(EXIT_INTERRUPTED), message, printed: true }.into());
-    }
-    if !outcome.ok() {
-        if !json {
-            // Each host's error was shown as it happened (host-error events).
-            eprintln!("{message}");
-        }
-        return Err(Failure { code: ExitCode::ERROR, message, printed: true }.into());
-    }
-    if !json {
-        println!("{message}");
-    }
-    Ok(ExitCode::OK)
+    .await;
+    (result, stopped)
 }
