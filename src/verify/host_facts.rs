@@ -20,13 +20,15 @@ use crate::ssh::Session;
 use crate::ssh::shell::quote;
 
 /// The units provision installs, and the process each one runs.
-pub const UNITS: [(&str, &str); 6] = [
+pub const UNITS: [(&str, &str); 7] = [
     ("etcd.service", crate::cis::ETCD),
     ("kube-apiserver.service", crate::cis::APISERVER),
     ("kube-controller-manager.service", crate::cis::CONTROLLER_MANAGER),
     ("kube-scheduler.service", crate::cis::SCHEDULER),
     ("kubelet.service", crate::cis::KUBELET),
     ("kube-proxy.service", crate::cis::KUBE_PROXY),
+    // The runtime tier's daemon (no CIS process checks of its own).
+    (crate::render::runtime::CONTAINERD_UNIT, "containerd"),
 ];
 
 pub fn unit_of(process: &str) -> Option<&'static str> {
