@@ -1,10 +1,10 @@
 //! Benchmark (prints figures, asserts only correctness): cold apply, no-op re-apply and
 //! plan on the lab hosts, against the floor of a plain parallel OpenSSH
 //! `ssh host sha256sum <managed files>` loop measured in the same run; then the same on
-//! 9 hosts to show how the cost grows.
+//! 10 and 30 hosts (3 etcd + control-plane, the rest workers) to show how the cost grows.
 //!
 //! cargo test --release --locked --test bench_apply_lab -- --ignored --nocapture
-//! (BENCH_9_HOSTS=0 skips the 9-host part.)
+//! (BENCH_HOSTS="10,30" is the default; BENCH_HOSTS="" skips the growth part.)
 
 #[path = "support/lab_cli.rs"]
 mod lab_cli;
@@ -125,33 +125,41 @@ fn bench_apply_on_lab_hosts() {
     let three = measure(&lab.inventory, &lab.key, &lab.known_hosts, &addresses);
     print(&three);
 
-    if std::env::var("BENCH_9_HOSTS").as_deref() == Ok("0") {
-        return;
-    }
-    // 9 etcd members: the same work per host as the 3-host run.
+    // Growth with the host count: the 3 etcd + control-plane hosts and workers up to 10
+    // and 30 hosts (BENCH_HOSTS="10,30" by default; "" skips). With artifacts.kubernetes
+    // = "skip" a worker holds no managed file: what grows is one SSH connection and one
+    // facts round trip per host, the part of a no-op apply that scales with the fleet.
+    let sizes: Vec<usize> = std::env::var("BENCH_HOSTS")
+        .unwrap_or_else(|_| "10,30".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
     let tmp = tempfile::tempdir().unwrap();
-    let nine = tmp.path().join("lab9.toml");
-    let mut nine_hosts = std::fs::read_to_string(&lab.inventory).unwrap();
-    for i in 4..=9 {
-        nine_hosts.push_str(&format!("\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"etcd\"]\n"));
-    }
-    std::fs::write(&nine, nine_hosts).unwrap();
     let status = Command::new("cp").arg("-a").arg(lab.inventory.parent().unwrap().join(".provision")).arg(tmp.path()).status().unwrap();
     assert!(status.success());
-    let report = provision::lab::up(&Lab::system(), &UpOptions { hosts: 9, inventory: nine.clone() }, &Progress::for_stderr())
-        .expect("lab up --hosts 9");
-    let addresses: Vec<String> = report.hosts.iter().map(|h| h.host.address.to_string()).collect();
-    // Members 1-3 hold the 3-member cluster: start all 9 from scratch.
-    let out = provision(&["reset", "--yes", "--purge-data", nine.to_str().unwrap()]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let figures = measure(&nine, &report.key, &report.known_hosts, &addresses);
-    print(&figures);
-    println!(
-        "growth 3 -> 9 hosts: no-op apply x{:.2}, plan x{:.2}, cold apply x{:.2} (linear would be x3)",
-        figures.noop.as_secs_f64() / three.noop.as_secs_f64(),
-        figures.plan.as_secs_f64() / three.plan.as_secs_f64(),
-        figures.cold.as_secs_f64() / three.cold.as_secs_f64()
-    );
+    for n in sizes {
+        let inventory = tmp.path().join(format!("lab{n}.toml"));
+        let mut text = std::fs::read_to_string(&lab.inventory).unwrap();
+        for i in 4..=n {
+            text.push_str(&format!("\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"));
+        }
+        std::fs::write(&inventory, text).unwrap();
+        let t = Instant::now();
+        let report =
+            provision::lab::up(&Lab::system(), &UpOptions { hosts: n as u32, inventory: inventory.clone() }, &Progress::for_stderr())
+                .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
+        println!("lab up to {n} hosts: {:.1}s", t.elapsed().as_secs_f64());
+        let addresses: Vec<String> = report.hosts.iter().map(|h| h.host.address.to_string()).collect();
+        let figures = measure(&inventory, &report.key, &report.known_hosts, &addresses);
+        print(&figures);
+        println!(
+            "growth 3 -> {n} hosts: no-op apply x{:.2}, plan x{:.2}, floor x{:.2} (hosts x{:.1})",
+            figures.noop.as_secs_f64() / three.noop.as_secs_f64(),
+            figures.plan.as_secs_f64() / three.plan.as_secs_f64(),
+            figures.floor.as_secs_f64() / three.floor.as_secs_f64(),
+            n as f64 / 3.0
+        );
+    }
     // Leave the lab as other tests expect it: 3 fresh hosts next time.
     provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
 }
