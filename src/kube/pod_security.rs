@@ -1,8 +1,9 @@
 //! The restricted Pod Security Standard, checked on a pod spec as provision renders it
 //! (parsed YAML): what kube-apiserver's PodSecurity admission would refuse, so a rendered
-//! workload is known to pass before any API server sees it. Only the fields provision's
-//! templates could get wrong are checked (the baseline and restricted controls on host
-//! namespaces, host paths and ports, privilege, capabilities, users, seccomp).
+//! workload is known to pass before any API server sees it. Checked: host namespaces,
+//! volume sources, host ports, privilege, procMount, privilege escalation, capabilities,
+//! non-root users, seccomp. Not checked (no template of provision sets them): sysctls,
+//! AppArmor, SELinux options, Windows host processes.
 
 use serde_json::Value;
 
@@ -15,9 +16,13 @@ pub fn restricted_violations(pod_spec: &Value) -> Vec<String> {
             out.push(format!("{ns}: true"));
         }
     }
+    // Restricted allows these volume sources only (hostPath, above all, is not one).
+    const VOLUMES: &[&str] =
+        &["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
     for v in list(&pod_spec["volumes"]) {
-        if v.get("hostPath").is_some() {
-            out.push(format!("volume {}: hostPath", v["name"]));
+        let fields = v.as_object().into_iter().flat_map(|o| o.keys()).filter(|k| k.as_str() != "name");
+        for source in fields.filter(|k| !VOLUMES.contains(&k.as_str())) {
+            out.push(format!("volume {}: {source}", v["name"]));
         }
     }
     let pod = &pod_spec["securityContext"];
@@ -30,6 +35,9 @@ pub fn restricted_violations(pod_spec: &Value) -> Vec<String> {
         let sc = &c["securityContext"];
         // A container's own setting wins over the pod's.
         let effective = |field: &str| if sc[field].is_null() { &pod[field] } else { &sc[field] };
+        if sc["procMount"].as_str().is_some_and(|m| m != "Default") {
+            out.push(format!("{name}: procMount {}", sc["procMount"]));
+        }
         if sc["privileged"] == Value::Bool(true) {
             out.push(format!("{name}: privileged"));
         }
@@ -75,6 +83,7 @@ mod tests {
     fn good() -> Value {
         json!({
             "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": [{"name": "config", "configMap": {"name": "c"}}],
             "containers": [{"name": "c", "ports": [{"containerPort": 53}], "securityContext": {
                 "allowPrivilegeEscalation": false,
                 "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}]
@@ -92,6 +101,8 @@ mod tests {
         let cases: &[(&str, Value, &str)] = &[
             ("/hostNetwork", json!(true), "hostNetwork"),
             ("/volumes", json!([{"name": "h", "hostPath": {"path": "/"}}]), "hostPath"),
+            ("/volumes", json!([{"name": "n", "nfs": {"server": "x", "path": "/"}}]), "nfs"),
+            ("/containers/0/securityContext/procMount", json!("Unmasked"), "procMount"),
             ("/containers/0/securityContext/privileged", json!(true), "privileged"),
             ("/containers/0/securityContext/allowPrivilegeEscalation", json!(true), "allowPrivilegeEscalation"),
             ("/containers/0/securityContext/runAsNonRoot", json!(false), "runAsNonRoot"),
