@@ -97,7 +97,7 @@ pub async fn run(session: &Session, action: &Action) -> anyhow::Result<()> {
         Action::RollBackEtcdRestore { restore } => shell(session, &crate::etcd::restore_script::roll_back(restore))
             .await
             .with_context(|| format!("putting {}'s previous data dir back", restore.name)),
-        // Not a host action: the bootstrap-rbac phase sends it to kube-apiserver.
+        // Not a host action: its phase (bootstrap-rbac, cluster-dns) sends it to kube-apiserver.
         Action::ApplyObject { kind, name, .. } => bail!("{kind} {name} is applied through the API, not over SSH"),
     }
 }

@@ -22,8 +22,9 @@ The plan is computed once (one round trip per host gathers its state), printed, 
 executed phase by phase: preflight, base (users, directories, shared files), etcd (all \
 members' files, then all members started together, then a wait for quorum), kube-apiserver \
 (then a wait for /readyz), controller-manager + scheduler, bootstrap RBAC (cluster objects \
-applied through the API: templates/bootstrap-rbac.yaml), kubelet. Hosts run in parallel inside a phase (at most \
-ssh.parallelism at once). Files are written atomically (temp file + rename); a unit restarts \
+applied through the API: templates/bootstrap-rbac.yaml), runtime, kubelet, cluster DNS (CoreDNS and \
+the kube-dns Service at the kubelets' clusterDNS, applied the same way: templates/coredns.yaml). Hosts run in \
+parallel inside a phase (at most ssh.parallelism at once). Files are written atomically (temp file + rename); a unit restarts \
 only when a file it watches changed; daemon-reload runs only when a unit file changed. A \
 second apply finds nothing to do and says so.
 

@@ -108,15 +108,7 @@ pub async fn apply(client: &ApiClient, o: &ApiObject, deadline: Instant) -> anyh
         match client.server_side_apply(&o.path, &o.body).await {
             Ok(r) if (200..300).contains(&r.status) => return Ok(()),
             Ok(r) if r.status == 429 || r.status >= 500 => last = r.describe(),
-            Ok(r) if r.status == 422 && o.kind == "ClusterRoleBinding" => bail!(
-                "{} {}: {} (a binding's roleRef cannot change: delete it with \
-                 `kubectl delete clusterrolebinding {}` and apply again)",
-                o.kind,
-                o.name,
-                r.describe(),
-                o.name
-            ),
-            Ok(r) => bail!("{} {}: {}", o.kind, o.name, r.describe()),
+            Ok(r) => bail!("{}", refused(o, &r)),
             Err(e) => last = format!("{e:#}"),
         }
         if Instant::now() >= deadline {
@@ -124,6 +116,26 @@ pub async fn apply(client: &ApiClient, o: &ApiObject, deadline: Instant) -> anyh
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Why kube-apiserver refused `o` for good (a 4xx), with the way out where one field
+/// cannot change once the object exists: deleting is the operator's call, not apply's.
+fn refused(o: &ApiObject, r: &ApiResponse) -> String {
+    let what = format!("{} {}: {}", o.kind, o.name, r.describe());
+    if r.status != 422 {
+        return what;
+    }
+    let ns = o.body.pointer("/metadata/namespace").and_then(|n| n.as_str());
+    let (field, delete) = match (o.kind.as_str(), ns) {
+        ("ClusterRoleBinding", _) => ("a binding's roleRef", format!("kubectl delete clusterrolebinding {}", o.name)),
+        // A changed service_cidr moves the DNS Service's clusterIP.
+        ("Service", Some(ns)) => ("a Service's clusterIP", format!("kubectl -n {ns} delete service {}", o.name)),
+        ("Deployment", Some(ns)) => {
+            ("a Deployment's selector", format!("kubectl -n {ns} delete deployment {}", o.name))
+        }
+        _ => return what,
+    };
+    format!("{what} ({field} cannot change: delete it with `{delete}` and apply again)")
 }
 
 #[cfg(test)]
@@ -151,5 +163,25 @@ mod tests {
         assert_eq!(judge(&ok(changed), &o), Observed::Differs);
         let forbidden = ApiResponse { status: 403, body: br#"{"kind":"Status","message":"no","code":403}"#.to_vec() };
         assert!(matches!(judge(&forbidden, &o), Observed::Unknown(why) if why.contains("HTTP 403 Forbidden: no")));
+    }
+
+    #[test]
+    fn immutable_fields_name_the_way_out() {
+        let status = br#"{"kind":"Status","message":"field is immutable","code":422}"#;
+        let invalid = ApiResponse { status: 422, body: status.to_vec() };
+        let service = ApiObject {
+            kind: "Service".into(),
+            name: "kube-dns".into(),
+            path: "/api/v1/namespaces/kube-system/services/kube-dns".into(),
+            body: std::sync::Arc::new(json!({"metadata": {"name": "kube-dns", "namespace": "kube-system"}})),
+        };
+        let why = refused(&service, &invalid);
+        assert!(why.contains("field is immutable"), "{why}");
+        assert!(why.contains("`kubectl -n kube-system delete service kube-dns` and apply again"), "{why}");
+        let binding = ApiObject { kind: "ClusterRoleBinding".into(), ..object() };
+        assert!(refused(&binding, &invalid).contains("`kubectl delete clusterrolebinding r`"));
+        assert!(!refused(&object(), &invalid).contains("delete it"), "a ClusterRole has no immutable field");
+        let forbidden = ApiResponse { status: 403, ..invalid };
+        assert!(!refused(&service, &forbidden).contains("delete it"));
     }
 }

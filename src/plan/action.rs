@@ -30,10 +30,13 @@ pub enum Phase {
     /// The container runtime and pod network of every kubelet host.
     Runtime,
     Kubelet,
+    /// Cluster objects through the API: CoreDNS and the `kube-dns` Service at the
+    /// kubelets' clusterDNS address.
+    ClusterDns,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Preflight,
         Phase::Base,
         Phase::Etcd,
@@ -42,6 +45,7 @@ impl Phase {
         Phase::BootstrapRbac,
         Phase::Runtime,
         Phase::Kubelet,
+        Phase::ClusterDns,
     ];
 
     /// The phase that installs `component` (from the phase table, `phase_spec`).

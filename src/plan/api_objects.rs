@@ -1,5 +1,6 @@
-//! The bootstrap-rbac phase of the plan: one action per cluster object that is missing,
-//! differs, or could not be read, all on the API host (the first control-plane host).
+//! A phase of cluster objects in the plan (bootstrap-rbac, cluster-dns: the phase table's
+//! `objects`): one action per object that is missing, differs, or could not be read, all
+//! on the API host (the first control-plane host).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use super::action::{Action, ObjectReason, Phase};
 use super::{HostSteps, PhasePlan, Plan};
 use crate::kube::bootstrap::{Observation, Observed};
 
-pub fn add_phase(plan: &mut Plan, api: &Observation) {
+pub fn add_phase(plan: &mut Plan, phase: Phase, api: &Observation) {
     let actions: Vec<Action> = api
         .objects
         .iter()
@@ -28,9 +29,8 @@ pub fn add_phase(plan: &mut Plan, api: &Observation) {
         })
         .collect();
     let hosts = if actions.is_empty() { vec![] } else { vec![HostSteps { host: api.host.clone(), actions }] };
-    let phase = PhasePlan { phase: Phase::BootstrapRbac, hosts, waits: vec![], stages: vec![], snapshot: None };
-    let at = plan.phases.iter().position(|p| p.phase > Phase::BootstrapRbac).unwrap_or(plan.phases.len());
-    plan.phases.insert(at, phase);
+    let at = plan.phases.iter().position(|p| p.phase > phase).unwrap_or(plan.phases.len());
+    plan.phases.insert(at, PhasePlan { phase, hosts, waits: vec![], stages: vec![], snapshot: None });
     plan.count_changes();
 }
 
@@ -67,7 +67,7 @@ mod tests {
             (object("c"), Observed::Differs),
             (object("d"), Observed::Unknown("not running".into())),
         ]);
-        add_phase(&mut plan, &api);
+        add_phase(&mut plan, Phase::BootstrapRbac, &api);
         let order: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
         assert_eq!(order, [Phase::Preflight, Phase::Controllers, Phase::BootstrapRbac, Phase::Kubelet]);
         assert_eq!(plan.changes, 3);
@@ -83,9 +83,20 @@ mod tests {
     #[test]
     fn all_current_means_no_change() {
         let mut plan = plan_with(&[Phase::Preflight, Phase::Controllers]);
-        add_phase(&mut plan, &observation(vec![(object("a"), Observed::Current)]));
+        add_phase(&mut plan, Phase::BootstrapRbac, &observation(vec![(object("a"), Observed::Current)]));
         assert_eq!(plan.changes, 0);
         assert!(plan.is_empty());
         assert_eq!(plan.phases.last().unwrap().phase, Phase::BootstrapRbac);
+    }
+
+    #[test]
+    fn cluster_dns_goes_after_the_kubelets() {
+        let mut plan = plan_with(&[Phase::Preflight, Phase::Kubelet]);
+        add_phase(&mut plan, Phase::ClusterDns, &observation(vec![(object("a"), Observed::Absent)]));
+        add_phase(&mut plan, Phase::BootstrapRbac, &observation(vec![(object("b"), Observed::Absent)]));
+        let order: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(order, [Phase::Preflight, Phase::BootstrapRbac, Phase::Kubelet, Phase::ClusterDns]);
+        assert_eq!(plan.changes, 2);
+        assert_eq!(serde_json::to_value(&plan.phases[3]).unwrap()["phase"], "cluster-dns");
     }
 }

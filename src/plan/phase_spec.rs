@@ -2,10 +2,11 @@
 //! components whose files and units it installs, what the next phase waits for after it
 //! started units, the gate of its rolling restarts, and the ports its daemons listen on.
 //!
-//! Adding a phase (e.g. CNI, CoreDNS) is: a `Phase` variant, a
-//! `Component` variant if it installs files, one row in `PHASES` (in apply order), one
-//! line in `daemon_ports`, and its executor in `apply::phases::run`. The plan
-//! (`diff`, `rollout`, `reset`) and preflight read everything else from here.
+//! Adding a phase (e.g. CNI) is: a `Phase` variant, a `Component` variant if it installs
+//! files, one row in `PHASES` (in apply order), one line in `daemon_ports`, and its
+//! executor in `apply::phases::run`. A phase of cluster objects applied through the API
+//! names its template in `objects` and shares the API executor. The plan (`diff`,
+//! `rollout`, `reset`, `api_objects`) and preflight read everything else from here.
 
 use super::action::Phase;
 use crate::desired::Component;
@@ -43,6 +44,9 @@ pub struct PhaseSpec {
     pub after_start: AfterStart,
     /// None: the phase has no units of its own (or they are not restarted one by one).
     pub rolling: Option<RollingGate>,
+    /// The template of the cluster objects this phase applies through kube-apiserver (one
+    /// YAML document per object); planned only when the Kubernetes tier is rendered.
+    pub objects: Option<&'static str>,
 }
 
 /// Every phase, in apply order.
@@ -53,6 +57,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[],
         after_start: AfterStart::UnitsActive,
         rolling: None,
+        objects: None,
     },
     PhaseSpec {
         phase: Phase::Base,
@@ -60,6 +65,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[Component::Base],
         after_start: AfterStart::UnitsActive,
         rolling: None,
+        objects: None,
     },
     PhaseSpec {
         phase: Phase::Etcd,
@@ -67,6 +73,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[Component::Etcd],
         after_start: AfterStart::EtcdQuorum,
         rolling: Some(RollingGate::EtcdMember),
+        objects: None,
     },
     PhaseSpec {
         phase: Phase::KubeApiserver,
@@ -74,6 +81,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[Component::KubeApiserver],
         after_start: AfterStart::ApiserverReady,
         rolling: Some(RollingGate::ApiserverReady),
+        objects: None,
     },
     PhaseSpec {
         phase: Phase::Controllers,
@@ -81,6 +89,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[Component::KubeControllerManager, Component::KubeScheduler],
         after_start: AfterStart::UnitsActive,
         rolling: Some(RollingGate::UnitsActive),
+        objects: None,
     },
     PhaseSpec {
         phase: Phase::BootstrapRbac,
@@ -88,6 +97,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[],
         after_start: AfterStart::UnitsActive,
         rolling: None,
+        objects: Some(crate::kube::objects::TEMPLATE),
     },
     // Before the kubelets, which need the runtime's socket. containerd is a daemon like
     // the others: a running one whose config or unit changed restarts one host at a time
@@ -99,6 +109,7 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[Component::Runtime],
         after_start: AfterStart::UnitsActive,
         rolling: Some(RollingGate::UnitsActive),
+        objects: None,
     },
     PhaseSpec {
         phase: Phase::Kubelet,
@@ -106,11 +117,29 @@ pub const PHASES: &[PhaseSpec] = &[
         components: &[Component::Kubelet],
         after_start: AfterStart::UnitsActive,
         rolling: Some(RollingGate::UnitsActive),
+        objects: None,
+    },
+    // After the kubelets: the Deployment's pods need nodes to run on (apply does not wait
+    // for them to be ready; the objects are accepted or not). The Service's address is the
+    // kubelets' clusterDNS, so pods started earlier already resolve through it.
+    PhaseSpec {
+        phase: Phase::ClusterDns,
+        name: "cluster-dns",
+        components: &[],
+        after_start: AfterStart::UnitsActive,
+        rolling: None,
+        objects: Some(crate::kube::objects::COREDNS_TEMPLATE),
     },
 ];
 
 pub fn spec(phase: Phase) -> &'static PhaseSpec {
     PHASES.iter().find(|s| s.phase == phase).expect("every Phase has a row in PHASES (tested)")
+}
+
+/// The phases that apply cluster objects through the API, in apply order, with their
+/// templates.
+pub fn object_phases() -> impl Iterator<Item = (Phase, &'static str)> {
+    PHASES.iter().filter_map(|s| s.objects.map(|t| (s.phase, t)))
 }
 
 /// The phase that installs `component`.
@@ -181,5 +210,16 @@ mod tests {
         assert_eq!(spec(Phase::Etcd).rolling, Some(RollingGate::EtcdMember));
         assert_eq!(spec(Phase::Etcd).after_start, AfterStart::EtcdQuorum);
         assert_eq!(spec(Phase::KubeApiserver).rolling, Some(RollingGate::ApiserverReady));
+    }
+
+    #[test]
+    fn object_phases_install_nothing_on_hosts_and_dns_follows_the_kubelets() {
+        let phases: Vec<Phase> = object_phases().map(|(p, _)| p).collect();
+        assert_eq!(phases, [Phase::BootstrapRbac, Phase::ClusterDns]);
+        for p in phases {
+            assert!(spec(p).components.is_empty() && spec(p).rolling.is_none(), "{p}");
+        }
+        assert!(Phase::ClusterDns > Phase::Kubelet, "CoreDNS pods need nodes");
+        assert_eq!(Phase::ClusterDns.name(), "cluster-dns");
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::Plan;
+use super::action::Phase;
 use super::api_objects;
 use super::membership::{Membership, plan_membership};
 use super::rollout::{self, EtcdNow};
@@ -42,9 +43,10 @@ pub struct Prepared {
     /// What the binaries' resolution wants the operator to know (unverified files, ...).
     pub artifact_notes: Vec<String>,
     pub gathered: Gathered,
-    /// Cluster objects apply owns (the bootstrap RBAC), with what the API held for each
-    /// when the plan was made. None without a control plane, and for reset.
-    pub api: Option<Observation>,
+    /// Cluster objects apply owns, per phase of the table's `objects` (bootstrap RBAC,
+    /// CoreDNS), with what the API held for each when the plan was made. Empty without a
+    /// control plane, when the Kubernetes tier is skipped, and for reset.
+    pub api: Vec<(Phase, Observation)>,
     /// The running etcd cluster as etcd-client saw it (its leader goes last in a rollout).
     pub etcd_now: EtcdNow,
     /// When the facts were read (UTC, `20261205T174500Z`): names what a plan moves aside.
@@ -85,8 +87,8 @@ impl Prepared {
         }
         crate::apply::phases::runtime::refuse_missing_binaries(&mut reports, &self.gathered.facts, &self.desired);
         let mut plan = plan_apply(&inv.cluster.name, reports, &self.desired, &self.gathered.facts);
-        if let Some(api) = &self.api {
-            api_objects::add_phase(&mut plan, api);
+        for (phase, api) in &self.api {
+            api_objects::add_phase(&mut plan, *phase, api);
         }
         let members: Vec<String> = crate::etcd::members(inv).into_iter().map(|m| m.name).collect();
         let backups = self.backup_dir();
@@ -140,12 +142,14 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
     let rendered = render::render(inv, &pki, &templates).context("rendering the hosts' files")?;
     // super-admin.conf is for the operator only: the state dir, never a host.
     state.keep_operator_files(&rendered)?;
-    // The host whose kube-apiserver gets the bootstrap RBAC (none: no control plane).
+    // The host whose kube-apiserver gets the cluster objects (none: no control plane).
     let api_host = bootstrap::api_host(inv).filter(|_| !rendered.kubernetes_skipped() && !opts.binary_paths_only);
-    let api_objects = match api_host {
-        Some(_) => crate::kube::objects::bootstrap_rbac(&templates)?,
-        None => Vec::new(),
-    };
+    let mut api_objects = Vec::new();
+    if api_host.is_some() {
+        for (phase, template) in super::phase_spec::object_phases() {
+            api_objects.push((phase, crate::kube::objects::render(&templates, template, inv)?));
+        }
+    }
     let skipped = rendered.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
     let mut desired = rendered.desired;
     // The binaries' paths join before the facts (so the facts cover them); their
@@ -174,10 +178,12 @@ pub async fn prepare(inventory_path: &Path, opts: &PipelineOptions) -> anyhow::R
         resolved.notes
     };
     let artifacts_time = t.elapsed();
-    let api = match api_host {
-        Some(host) => Some(bootstrap::observe(inv, &pki, host, gathered.facts.get(&host.name), api_objects).await),
-        None => None,
-    };
+    let mut api = Vec::new();
+    if let Some(host) = api_host {
+        for (phase, objects) in api_objects {
+            api.push((phase, bootstrap::observe(inv, &pki, host, gathered.facts.get(&host.name), objects).await));
+        }
+    }
     let mut gathered = gathered;
     let etcd_now = if opts.binary_paths_only { EtcdNow::default() } else { read_etcd(inv, &state, &pki, &gathered).await };
     connect_leaving_members(inv, &inventory_dir(&loaded.path), &state, &etcd_now, &mut gathered).await;

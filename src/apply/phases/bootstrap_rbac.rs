@@ -2,6 +2,9 @@
 //! registers, the objects the cluster needs from the start (kube-apiserver's rights on
 //! kubelets; the admin group bound to cluster-admin), server-side applied through the API
 //! host's kube-apiserver. Retries while the apiserver warms up, until the wait timeout.
+//!
+//! Every phase of cluster objects (the phase table's `objects`: cluster-dns too) runs
+//! here: its actions are all `ApplyObject`s on the API host, whatever the objects are.
 
 use std::time::{Duration, Instant};
 

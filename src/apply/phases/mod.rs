@@ -31,6 +31,8 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
         Phase::BootstrapRbac => bootstrap_rbac::run(plan, ctx).await,
         Phase::Runtime => runtime::run(plan, ctx).await,
         Phase::Kubelet => kubelet::run(plan, ctx).await,
+        // Cluster objects like bootstrap RBAC's: the same server-side apply through the API.
+        Phase::ClusterDns => bootstrap_rbac::run(plan, ctx).await,
     }
 }
 
