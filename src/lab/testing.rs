@@ -64,7 +64,23 @@ pub fn lock_for_tests() -> Result<TestLabLock> {
 /// a minute; from then on a few seconds, or nothing when they run). Hosts keep the state
 /// earlier tests left on them.
 pub fn ensure_up_for_tests() -> Result<TestLab> {
-    up_holding(lock_for_tests()?)
+    let held = lock_for_tests()?;
+    // Hosts another checkout's tests left hold a cluster of that checkout's PKI, which
+    // this one's apply rightly refuses (a different etcd CA): start afresh then.
+    let lab = Lab::system();
+    if std::fs::read_to_string(owner_path(&lab)).ok() != Some(owner()) {
+        lifecycle::destroy(&lab, false, &Progress::for_stderr())?;
+    }
+    up_holding(held)
+}
+
+/// Which checkout's tests set the lab hosts up (its lab inventory's path).
+fn owner_path(lab: &Lab) -> PathBuf {
+    lab.state_dir().join("tests-owner")
+}
+
+fn owner() -> String {
+    lab_inventory().display().to_string()
 }
 
 /// Like `ensure_up_for_tests`, on freshly made hosts: whatever earlier tests left on the
@@ -83,6 +99,7 @@ fn up_holding(held: TestLabLock) -> Result<TestLab> {
         &UpOptions { hosts: DEFAULT_HOSTS, inventory: inventory.clone() },
         &Progress::for_stderr(),
     )?;
+    crate::fsutil::write_atomic(&owner_path(&lab), owner().as_bytes(), 0o644)?;
     Ok(TestLab {
         hosts: report.hosts.into_iter().map(|h| h.host).collect(),
         key: report.key,

@@ -87,7 +87,13 @@ pub fn listing(lab: &TestLab, desired: &DesiredState) -> String {
 
 /// A copy of the lab inventory and its state dir (PKI, pinned host keys) in `dir`, with
 /// `edit` applied to the TOML text: for inventories that differ from the lab's.
+///
+/// The lab inventory's PKI is made first when missing (a fresh clone has none): every copy
+/// then shares one etcd CA, as the running lab cluster must. Without it each copy made its
+/// own, and a test applying its copy to hosts another copy had set up was refused ("the
+/// etcd CA of this state dir differs"), depending on the order the tests ran in.
 pub fn inventory_copy(lab: &TestLab, dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let _ = etcd_access(&lab.inventory);
     let text = std::fs::read_to_string(&lab.inventory).unwrap();
     let path = dir.join("lab.toml");
     std::fs::write(&path, edit(text)).unwrap();
