@@ -172,7 +172,7 @@ pub async fn run_with_sessions(
     checks.extend(snapshot_results);
     checks.extend(rbac_results);
     if opts.wants(Group::Files) {
-        checks.push(host_checks::files_private(&gathered));
+        checks.push(host_checks::files_private(inv, &gathered));
     }
     if opts.wants(Group::Cis) {
         checks.extend(cis_hosts::run(inv, &gathered));
