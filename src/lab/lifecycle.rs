@@ -189,6 +189,9 @@ pub fn up(lab: &Lab, opts: &UpOptions, progress: &Progress) -> Result<UpReport> 
 
     // Boot in parallel; every host (also the ones already running) must answer on ssh.
     let all_idx: Vec<usize> = (0..ctls.len()).collect();
+    if let Some(raised) = preflight::inotify_for(opts.hosts)? {
+        warnings.push(raised);
+    }
     let boot_times = progress.step("boot", |s| {
         s.message(format!("{} host(s) until sshd answers", to_boot.len()));
         let results = parallel(&all_idx, |i| -> Result<Option<f64>> {
