@@ -177,7 +177,7 @@ fn etcd_creds(ctx: &ApplyContext<'_>) -> anyhow::Result<(Vec<Member>, ClientCred
 /// apply, or a dead host, makes the rollout wait (then stop), never take a second one down.
 async fn quorum_without(member: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<()> {
     let (members, creds, opts) = etcd_creds(ctx)?;
-    let quorum = members.len() / 2 + 1;
+    let quorum = crate::etcd::members::quorum(members.len());
     let deadline = Instant::now() + ctx.wait_timeout;
     loop {
         let health = health::check(&members, &creds, opts).await;
@@ -358,7 +358,7 @@ async fn remove_member(name: &str, remove: &RemoveMember, ctx: &ApplyContext<'_>
         let (members, creds, opts) = etcd_creds(ctx)?;
         let health = health::check(&members, &creds, opts).await;
         let voters = list.members().iter().filter(|m| !m.is_learner()).count() - usize::from(!entry.is_learner());
-        let quorum = voters / 2 + 1;
+        let quorum = crate::etcd::members::quorum(voters);
         let healthy = health.healthy_count();
         if healthy < quorum {
             bail!(

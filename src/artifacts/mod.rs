@@ -13,7 +13,7 @@
 
 mod cache;
 mod catalog;
-mod checksum;
+pub mod checksum;
 mod download;
 pub mod elf;
 pub mod etcd_tarball;

@@ -37,7 +37,7 @@ pub fn run(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
         .into());
     }
     let bytes = std::fs::read(&info.path).with_context(|| format!("cannot read {}", info.path.display()))?;
-    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let sha256 = crate::artifacts::checksum::sha256_hex(&bytes);
     let req = RestoreRequest {
         snapshot: Arc::new(bytes),
         sha256,

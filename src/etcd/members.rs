@@ -31,6 +31,11 @@ pub fn members(inventory: &Inventory) -> Vec<Member> {
         .collect()
 }
 
+/// How many of `voters` voting members must be up for the cluster to have quorum.
+pub fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
 /// `name1=https://a:2380,name2=...`: the value of etcd's `--initial-cluster`.
 pub fn initial_cluster(members: &[Member]) -> String {
     members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",")

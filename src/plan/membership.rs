@@ -251,7 +251,7 @@ fn refused(plan: &mut Plan, joiners: &[Joiner], strangers: &[&ListedMember], etc
     let healthy = m.members.iter().filter(|n| etcd.healthy.contains(n)).count();
     for s in strangers.iter().filter(|s| !s.is_learner) {
         voters -= 1;
-        let quorum = voters / 2 + 1;
+        let quorum = crate::etcd::members::quorum(voters);
         if healthy < quorum {
             let name = stranger_name(s);
             why.push((
@@ -366,7 +366,7 @@ fn existing_dropin(m: &Membership, host: &str) -> Result<Action, String> {
         mode: Mode(file.mode),
         owner: file.owner.clone(),
         group: file.group.clone(),
-        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        sha256: crate::artifacts::checksum::sha256_hex(&bytes),
         size: bytes.len(),
         secret: file.secret,
         why: vec![WriteReason::Content],
@@ -550,7 +550,7 @@ mod tests {
         assert_eq!(path, DROPIN);
         let text = String::from_utf8_lossy(&content.0);
         assert!(text.contains(BOOTSTRAP_EXISTING) && !text.contains(BOOTSTRAP_NEW), "{text}");
-        assert_eq!(sha256, &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.0.as_slice())));
+        assert_eq!(sha256, &crate::artifacts::checksum::sha256_hex(content.0.as_slice()));
         assert!(matches!(s.actions[1], Action::DaemonReload { .. }));
         assert_eq!(s.actions[2], start);
         // The start moved into the stage; the enable stays in the prepare step.

@@ -90,11 +90,12 @@ impl Prepared {
         for (phase, api) in &self.api {
             api_objects::add_phase(&mut plan, *phase, api);
         }
-        let members: Vec<String> = crate::etcd::members(inv).into_iter().map(|m| m.name).collect();
+        let etcd_members = crate::etcd::members(inv);
+        let members: Vec<String> = etcd_members.iter().map(|m| m.name.clone()).collect();
         let backups = self.backup_dir();
         let backup = Some((backups.to_str().unwrap_or_default(), inv.etcd.backup_retention.max(1) as usize));
         rollout::stage_restarts(&mut plan, &self.gathered.facts, &members, &self.etcd_now, backup);
-        let peer_urls = crate::etcd::members(inv).into_iter().map(|m| (m.name, m.peer_url)).collect();
+        let peer_urls = etcd_members.into_iter().map(|m| (m.name, m.peer_url)).collect();
         let reachable = self.gathered.sessions.keys().cloned().collect();
         let membership = Membership {
             members: &members,

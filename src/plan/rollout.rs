@@ -247,7 +247,7 @@ pub(super) fn etcd_quorum_running(facts: &BTreeMap<String, HostFacts>, members: 
         .iter()
         .filter(|m| facts.get(*m).is_some_and(etcd_active))
         .count();
-    !members.is_empty() && running > members.len() / 2
+    !members.is_empty() && running >= crate::etcd::members::quorum(members.len())
 }
 
 /// etcd serves on this host now (its unit is active).

@@ -23,13 +23,20 @@ fn script() -> String {
         "PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n\
          echo '== ctr'; ctr --address {socket} version 2>&1\n\
          echo '== runc'; runc --version 2>&1 | head -n 1\n\
-         echo '== cni'; for p in bridge host-local portmap; do [ -x {bin}/$p ] && echo \"$p $({bin}/$p 2>&1 | head -n 1)\" || echo \"$p missing\"; done\n\
+         echo '== cni'; for p in {plugins}; do [ -x {bin}/$p ] && echo \"$p $({bin}/$p 2>&1 | head -n 1)\" || echo \"$p missing\"; done\n\
          echo '== conflist'; cat {conflist} 2>&1\n\
          echo '== routes'; ip route show 2>&1\n",
         socket = paths::CONTAINERD_SOCKET,
         bin = paths::CNI_BIN_DIR_PREINSTALLED,
+        plugins = cni_plugins().join(" "),
         conflist = paths::CNI_CONFLIST,
     )
+}
+
+/// The CNI plugins the runtime tier needs: the ones preflight requires, by name.
+fn cni_plugins() -> Vec<&'static str> {
+    let dir = format!("{}/", paths::CNI_BIN_DIR_PREINSTALLED);
+    crate::render::runtime::PREINSTALLED_BINARIES.iter().filter_map(|(p, _)| p.strip_prefix(dir.as_str())).collect()
 }
 
 /// None when no host has the runtime tier (the check is not run).

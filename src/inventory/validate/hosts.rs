@@ -103,7 +103,7 @@ pub fn check_roles_present(hosts: &[&Host], rep: &mut Reporter<'_>) {
             format!(
                 "{n} hosts have the etcd role: {n} members tolerate no more failures than {} (a quorum of {} must stay up); use {} or {}",
                 n - 1,
-                n / 2 + 1,
+                crate::etcd::members::quorum(n),
                 n - 1,
                 n + 1
             ),
