@@ -242,16 +242,17 @@ async fn cluster_version_reached(minor: &str, ctx: &ApplyContext<'_>) -> anyhow:
     let port = ctx.inventory.etcd.client_port;
     let deadline = Instant::now() + ctx.wait_timeout;
     let want = format!("{minor}.");
+    let clients = members
+        .iter()
+        .map(|m| {
+            let client =
+                crate::kube::api::ApiClient::new(&m.address.to_string(), port, &ca.cert_pem, Some(identity), Duration::from_secs(3))?;
+            Ok((m, client))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut last = String::new();
     loop {
-        for m in &members {
-            let client = crate::kube::api::ApiClient::new(
-                &m.address.to_string(),
-                port,
-                &ca.cert_pem,
-                Some(identity),
-                Duration::from_secs(3),
-            )?;
+        for (m, client) in &clients {
             match client.send(hyper::Method::GET, "/version", "application/json", None).await {
                 Ok(r) if r.status == 200 => {
                     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
@@ -302,9 +303,13 @@ fn member_progress(health: &ClusterHealth, member: &str) -> Result<(u64, u64), S
 /// client URL the member list gives.
 async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
     let (members, creds, opts) = etcd_creds(ctx)?;
-    let health = health::check(&members, &creds, opts).await;
-    let members = with_listed(members, &health);
-    let health = health::check(&members, &creds, opts).await;
+    let mut health = health::check(&members, &creds, opts).await;
+    let mut members = members;
+    if !members.iter().any(|m| m.name == from) {
+        // A leaving member: probed too, at the client URL the member list gives.
+        members = with_listed(members, &health);
+        health = health::check(&members, &creds, opts).await;
+    }
     let status = |name: &str| health.members.iter().find(|m| m.name == name).filter(|m| m.healthy);
     if !status(from).and_then(|m| m.status.as_ref()).is_some_and(|s| s.is_leader) {
         return Ok(false);
@@ -347,11 +352,8 @@ fn with_listed(mut members: Vec<Member>, health: &ClusterHealth) -> Vec<Member> 
 /// For a member the inventory no longer lists, checked again now: the inventory's
 /// healthy members alone must hold the smaller cluster's quorum.
 async fn remove_member(name: &str, remove: &RemoveMember, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
-    let (mut client, t) = voting_client(ctx).await?;
+    let (mut client, t, list) = members_via_voter(ctx, &format!("removing {name}")).await?;
     let deadline = || tokio::time::Instant::now() + t;
-    let list = within(deadline(), t, "listing members", "the cluster", client.member_list())
-        .await
-        .map_err(|p| anyhow::anyhow!("listing etcd members before removing {name}: {p}"))?;
     let id = u64::from_str_radix(&remove.id, 16).with_context(|| format!("member id {:?}", remove.id))?;
     let Some(entry) = list.members().iter().find(|m| m.id() == id) else { return Ok(false) };
     if remove.why == RemoveWhy::NotInInventory {
@@ -362,7 +364,8 @@ async fn remove_member(name: &str, remove: &RemoveMember, ctx: &ApplyContext<'_>
         let healthy = health.healthy_count();
         if healthy < quorum {
             bail!(
-                "removing {name} would leave {voters} members with {healthy} healthy, and quorum needs {quorum}:                  bring the inventory's members back first ({})",
+                "removing {name} would leave {voters} members with {healthy} healthy, and quorum needs {quorum}: \
+                 bring the inventory's members back first ({})",
                 health.summary()
             );
         }
@@ -401,11 +404,8 @@ async fn member_gone(member: &str, id: &str, ctx: &ApplyContext<'_>) -> anyhow::
 /// False when the cluster already lists that peer URL (an earlier, interrupted apply added
 /// it): adding is done, the start and the gate continue from there.
 async fn add_learner(name: &str, peer_url: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
-    let (mut client, t) = voting_client(ctx).await?;
+    let (mut client, t, list) = members_via_voter(ctx, &format!("adding {name}")).await?;
     let deadline = || tokio::time::Instant::now() + t;
-    let list = within(deadline(), t, "listing members", "the cluster", client.member_list())
-        .await
-        .map_err(|p| anyhow::anyhow!("listing etcd members before adding {name}: {p}"))?;
     if list.members().iter().any(|m| m.peer_urls().iter().any(|u| u.trim_end_matches('/') == peer_url)) {
         return Ok(false);
     }
@@ -441,6 +441,19 @@ async fn voting_client(ctx: &ApplyContext<'_>) -> anyhow::Result<(etcd_client::C
     let t = opts.timeout.max(Duration::from_secs(10));
     let client = connect(voter, &creds, t).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
     Ok((client, t))
+}
+
+/// A voter's client, its call limit, and the member list it gives, read before `doing`
+/// (a membership change is decided on the list read through the member that makes it).
+async fn members_via_voter(
+    ctx: &ApplyContext<'_>,
+    doing: &str,
+) -> anyhow::Result<(etcd_client::Client, Duration, etcd_client::MemberListResponse)> {
+    let (mut client, t) = voting_client(ctx).await?;
+    let list = within(tokio::time::Instant::now() + t, t, "listing members", "the cluster", client.member_list())
+        .await
+        .map_err(|p| anyhow::anyhow!("listing etcd members before {doing}: {p}"))?;
+    Ok((client, t, list))
 }
 
 /// Waits until the learner `member` has applied what the leader had when the learner

@@ -1,6 +1,6 @@
 //! `provision apply INVENTORY`: compute the plan once, print it, execute exactly it.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -125,11 +125,8 @@ fn confirm_removals(prepared: &Prepared, plan: &Plan, leaving: &[String], format
         .into());
     }
     print_plan(prepared, plan, format)?;
-    eprint!("This apply will {what}. Type the cluster name ({cluster}) to confirm: ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() != cluster {
+    let prompt = format!("This apply will {what}. Type the cluster name ({cluster}) to confirm: ");
+    if !super::output::typed_cluster_name(&prompt, cluster)? {
         return Err(Failure::new(ExitCode::ERROR, "not confirmed: nothing was changed").into());
     }
     Ok(())

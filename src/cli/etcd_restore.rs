@@ -2,7 +2,7 @@
 //! (`plan::restore`), shown and confirmed, then executed like any plan; a failure while
 //! members are being restored runs the rollback plan.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -142,11 +142,7 @@ fn confirm(cluster: &str, info: &snapshot_file::SnapshotInfo) -> anyhow::Result<
         info.path.display(),
         info.revision
     );
-    eprint!("Type the cluster name ({cluster}) to continue: ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).context("reading the confirmation")?;
-    Ok(answer.trim() == cluster)
+    super::output::typed_cluster_name(&format!("Type the cluster name ({cluster}) to continue: "), cluster)
 }
 
 /// JSON: one last event line after the plan's events (`{"event":"restore","report":...}`).

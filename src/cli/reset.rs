@@ -1,6 +1,6 @@
 //! `provision reset INVENTORY [--purge-data] [--yes]`: undo what apply installed.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,9 +78,6 @@ pub fn run(args: &ResetArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
 
 fn confirm(cluster: &str, purge: bool) -> anyhow::Result<bool> {
     let extra = if purge { " AND DELETE ALL ETCD DATA" } else { "" };
-    eprint!("Reset cluster {cluster:?} on these hosts{extra}? Type the cluster name to confirm: ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line.trim() == cluster)
+    let prompt = format!("Reset cluster {cluster:?} on these hosts{extra}? Type the cluster name to confirm: ");
+    super::output::typed_cluster_name(&prompt, cluster)
 }
