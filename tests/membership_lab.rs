@@ -15,11 +15,6 @@ use provision::etcd::health::Verdict;
 use provision::lab::{Lab, Progress, TestLab, UpOptions, ensure_fresh_for_tests};
 use serde_json::Value;
 
-fn plan_json(inventory: &str) -> (i32, Value) {
-    let out = provision(&["--output", "json", "plan", inventory]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("plan json: {e}\n{}", text(&out)));
-    (code(&out), v)
-}
 
 fn etcd_stages(plan: &Value) -> Vec<Value> {
     let etcd = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "etcd").unwrap();

@@ -20,11 +20,6 @@ fn addr(lab: &TestLab, i: usize) -> String {
     lab.hosts[i].address.to_string()
 }
 
-fn plan_json(inventory: &str) -> (i32, Value) {
-    let out = provision(&["--output", "json", "plan", inventory]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("plan json: {e}\n{}", text(&out)));
-    (code(&out), v)
-}
 
 /// (host, action kind) of every action in a plan (rolling stages included).
 fn actions(plan: &Value) -> Vec<(String, String)> {

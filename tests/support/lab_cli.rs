@@ -85,6 +85,13 @@ pub fn listing(lab: &TestLab, desired: &DesiredState) -> String {
     out
 }
 
+/// `provision --output json plan INVENTORY`: its exit code and the plan.
+pub fn plan_json(inventory: &str) -> (i32, serde_json::Value) {
+    let out = provision(&["--output", "json", "plan", inventory]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("plan json: {e}\n{}", text(&out)));
+    (code(&out), v)
+}
+
 /// A copy of the lab inventory and its state dir (PKI, pinned host keys) in `dir`, with
 /// `edit` applied to the TOML text: for inventories that differ from the lab's.
 ///
