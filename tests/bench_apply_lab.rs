@@ -74,23 +74,35 @@ struct Figures {
 }
 
 fn measure(inventory: &Path, key: &Path, known_hosts: &Path, addresses: &[String]) -> Figures {
+    measure_with(inventory, &[], key, known_hosts, addresses)
+}
+
+/// `extra`: arguments for every apply and plan (`--templates DIR`). With extra arguments
+/// the `with verify` figure is not taken (it stays 0): see `bench_noop_apply_with_runtime_workers`.
+fn measure_with(inventory: &Path, extra: &[&str], key: &Path, known_hosts: &Path, addresses: &[String]) -> Figures {
     let inv = inventory.to_str().unwrap();
+    let args = |cmd: &[&str]| -> Vec<String> { cmd.iter().chain(extra).chain([&inv]).map(|s| s.to_string()).collect() };
+    let run = |cmd: &[&str]| -> Duration {
+        let a = args(cmd);
+        timed(&a.iter().map(String::as_str).collect::<Vec<_>>(), 0)
+    };
     let desired = desired(inventory);
     // --no-verify: these figures are about finding and making changes; the verify run at
     // the end of an apply is measured on its own (`with verify`).
-    let cold = timed(&["apply", "--no-verify", inv], 0);
+    let cold = run(&["apply", "--no-verify"]);
     let mut noop = Vec::new();
     let mut noop_verify = Vec::new();
     let mut plan = Vec::new();
     let mut floor = Vec::new();
     // Interleaved, so background load on this shared machine hits all three alike.
     for _ in 0..RUNS {
-        noop.push(timed(&["apply", "--no-verify", inv], 0));
-        noop_verify.push(timed(&["apply", inv], 0));
-        plan.push(timed(&["plan", inv], 0));
+        noop.push(run(&["apply", "--no-verify"]));
+        noop_verify.push(if extra.is_empty() { run(&["apply"]) } else { Duration::ZERO });
+        plan.push(run(&["plan"]));
         floor.push(floor_once(key, known_hosts, &desired, addresses));
     }
-    let out = provision(&["apply", "--no-verify", inv]);
+    let a = args(&["apply", "--no-verify"]);
+    let out = provision(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 changes: hosts are up to date"), "{}", text(&out));
     Figures {
         hosts: addresses.len(),
@@ -110,7 +122,7 @@ fn print(f: &Figures) {
         f.files,
         ms(f.cold),
         ms(f.noop),
-        ms(f.noop_verify),
+        if f.noop_verify.is_zero() { "   n/a".to_string() } else { ms(f.noop_verify) },
         ms(f.plan),
         ms(f.floor),
         f.noop.as_secs_f64() / f.floor.as_secs_f64()
@@ -135,19 +147,29 @@ fn bench_apply_on_lab_hosts() {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     let tmp = tempfile::tempdir().unwrap();
-    let status = Command::new("cp").arg("-a").arg(lab.inventory.parent().unwrap().join(".provision")).arg(tmp.path()).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(lab.inventory.parent().unwrap().join(".provision"))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
     assert!(status.success());
     for n in sizes {
         let inventory = tmp.path().join(format!("lab{n}.toml"));
         let mut text = std::fs::read_to_string(&lab.inventory).unwrap();
         for i in 4..=n {
-            text.push_str(&format!("\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"));
+            text.push_str(&format!(
+                "\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"
+            ));
         }
         std::fs::write(&inventory, text).unwrap();
         let t = Instant::now();
-        let report =
-            provision::lab::up(&Lab::system(), &UpOptions { hosts: n as u32, inventory: inventory.clone() }, &Progress::for_stderr())
-                .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
+        let report = provision::lab::up(
+            &Lab::system(),
+            &UpOptions { hosts: n as u32, inventory: inventory.clone() },
+            &Progress::for_stderr(),
+        )
+        .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
         println!("lab up to {n} hosts: {:.1}s", t.elapsed().as_secs_f64());
         let addresses: Vec<String> = report.hosts.iter().map(|h| h.host.address.to_string()).collect();
         let figures = measure(&inventory, &report.key, &report.known_hosts, &addresses);
@@ -161,5 +183,105 @@ fn bench_apply_on_lab_hosts() {
         );
     }
     // Leave the lab as other tests expect it: 3 fresh hosts next time.
+    provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
+}
+
+/// Stand-ins for the two runtime units the nspawn lab hosts cannot run (docs/runtime.md):
+/// they share this machine's kernel (no modprobe, read-only /proc/sys/net) and its routing
+/// table (the pod routes would change this machine's). Same unit shape, so apply installs,
+/// enables and starts them like the real ones; the files and units to compare stay the same.
+const LAB_STAND_INS: [(&str, &str); 2] = [
+    ("provision-k8s-kernel.service", "the lab hosts share this machine's kernel"),
+    ("provision-pod-routes.service", "the lab hosts share this machine's routing table"),
+];
+
+fn stand_in_templates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (unit, why) in LAB_STAND_INS {
+        let text = format!(
+            "# Benchmark stand-in ({why}).\n[Unit]\nDescription={unit} stand-in\nBefore=containerd.service\n\n\
+             [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n"
+        );
+        std::fs::write(dir.join(unit), text).unwrap();
+    }
+}
+
+/// The no-op apply of a cluster with workers: every host (3 etcd + control-plane, the
+/// rest workers) carries the runtime tier (artifacts.runtime = "preinstalled": the lab
+/// image's containerd, runc and CNI plugins; containerd runs from the rendered config and
+/// unit), so each worker holds managed files and running units. At 3, 10 and 30 hosts
+/// (BENCH_RUNTIME_HOSTS), against the same parallel-ssh floor. Without `with verify`:
+/// verify's runtime.pods rightly fails where no pod routes exist.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture (uses the lab hosts)"]
+fn bench_noop_apply_with_runtime_workers() {
+    let lab: TestLab = ensure_fresh_for_tests().expect("lab up");
+    let sizes: Vec<usize> = std::env::var("BENCH_RUNTIME_HOSTS")
+        .unwrap_or_else(|_| "3,10,30".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let templates = tmp.path().join("templates");
+    stand_in_templates(&templates);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(lab.inventory.parent().unwrap().join(".provision"))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut first: Option<Figures> = None;
+    for n in sizes {
+        let inventory = tmp.path().join(format!("runtime{n}.toml"));
+        let text = std::fs::read_to_string(&lab.inventory).unwrap();
+        let mut text = text.replace("etcd = \"preinstalled\"", "etcd = \"preinstalled\"\nruntime = \"preinstalled\"");
+        assert!(text.contains("runtime = \"preinstalled\""), "the lab inventory's [artifacts] changed: {text}");
+        for i in 4..=n {
+            text.push_str(&format!(
+                "\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"
+            ));
+        }
+        std::fs::write(&inventory, text).unwrap();
+        let t = Instant::now();
+        let report = provision::lab::up(
+            &Lab::system(),
+            &UpOptions { hosts: n as u32, inventory: inventory.clone() },
+            &Progress::for_stderr(),
+        )
+        .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
+        println!("lab up to {n} hosts: {:.1}s", t.elapsed().as_secs_f64());
+        let addresses: Vec<String> = report.hosts.iter().map(|h| h.host.address.to_string()).collect();
+        let extra = ["--templates", templates.to_str().unwrap()];
+        let figures = measure_with(&inventory, &extra, &report.key, &report.known_hosts, &addresses);
+        // The runtime really runs on every host: containerd from the rendered unit.
+        for a in &addresses {
+            let out = Command::new("ssh")
+                .args(["-i", report.key.to_str().unwrap(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+                .arg("-o")
+                .arg(format!("UserKnownHostsFile={}", report.known_hosts.display()))
+                .arg(format!("root@{a}"))
+                .arg("systemctl is-active containerd.service")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "active", "{a}: containerd");
+        }
+        println!("with the runtime tier on every host:");
+        print(&figures);
+        if let Some(base) = &first {
+            println!(
+                "growth {} -> {n} hosts: no-op apply x{:.2}, plan x{:.2}, floor x{:.2} (hosts x{:.1}, files x{:.1})",
+                base.hosts,
+                figures.noop.as_secs_f64() / base.noop.as_secs_f64(),
+                figures.plan.as_secs_f64() / base.plan.as_secs_f64(),
+                figures.floor.as_secs_f64() / base.floor.as_secs_f64(),
+                n as f64 / base.hosts as f64,
+                figures.files as f64 / base.files as f64
+            );
+        } else {
+            first = Some(figures);
+        }
+    }
     provision::lab::destroy(&Lab::system(), false, &Progress::for_stderr()).expect("lab destroy");
 }

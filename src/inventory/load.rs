@@ -87,6 +87,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<(Inventory, Vec<Diagnostic>
         pki: table_section(root, &spec::PKI, &mut rep),
         etcd: table_section(root, &spec::ETCD, &mut rep),
         artifacts: table_section(root, &spec::ARTIFACTS, &mut rep),
+        kubelet: table_section(root, &spec::KUBELET, &mut rep),
         hosts,
         hosts_shape_ok,
     };
@@ -95,9 +96,9 @@ pub fn parse_text(path: &Path, text: &str) -> Result<(Inventory, Vec<Diagnostic>
         return Err(rep.finish());
     }
     let warnings = rep.finish().warnings;
-    let Sections { cluster, ssh, security, pki, etcd, artifacts, hosts, .. } = sections;
-    match (cluster, ssh, security, pki, etcd, artifacts) {
-        (Some(cluster), Some(ssh), Some(security), Some(pki), Some(etcd), Some(artifacts)) => {
+    let Sections { cluster, ssh, security, pki, etcd, artifacts, kubelet, hosts, .. } = sections;
+    match (cluster, ssh, security, pki, etcd, artifacts, kubelet) {
+        (Some(cluster), Some(ssh), Some(security), Some(pki), Some(etcd), Some(artifacts), Some(kubelet)) => {
             // No errors were reported, so no part holds a stand-in.
             let hosts = hosts.into_iter().flatten().map(|h| h.value).collect();
             let inventory = Inventory {
@@ -107,6 +108,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<(Inventory, Vec<Diagnostic>
                 pki: pki.value,
                 etcd: etcd.value,
                 artifacts: artifacts.value,
+                kubelet: kubelet.value,
                 hosts,
             };
             Ok((inventory, warnings))

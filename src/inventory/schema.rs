@@ -25,6 +25,8 @@ pub struct Inventory {
     pub etcd: EtcdSettings,
     #[serde(default)]
     pub artifacts: Artifacts,
+    #[serde(default)]
+    pub kubelet: KubeletSettings,
     #[serde(rename = "host", default)]
     pub hosts: Vec<Host>,
 }
@@ -144,6 +146,22 @@ pub enum KeyAlgorithm {
     Rsa2048,
     Rsa3072,
     Rsa4096,
+}
+
+/// Settings of every node's kubelet (templates/kubelet-config.yaml).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletSettings {
+    /// The kubelet refuses to start on a host with swap on (its default). false: it
+    /// starts, and no pod uses swap (memorySwap.swapBehavior = NoSwap).
+    #[serde(default = "default_true")]
+    pub fail_swap_on: bool,
+}
+
+impl Default for KubeletSettings {
+    fn default() -> Self {
+        KubeletSettings { fail_swap_on: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

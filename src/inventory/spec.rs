@@ -175,6 +175,13 @@ pub const ARTIFACTS: Section = Section {
     ],
 };
 
+pub const KUBELET: Section = Section {
+    name: "kubelet",
+    shape: Shape::Table,
+    required: false,
+    fields: &[opt("fail_swap_on", Kind::Bool, "true")],
+};
+
 pub const HOST: Section = Section {
     name: "host",
     shape: Shape::ArrayOfTables,
@@ -190,7 +197,7 @@ pub const HOST: Section = Section {
 };
 
 /// Every section, in the order the reference documents them.
-pub const SECTIONS: &[&Section] = &[&CLUSTER, &SSH, &SECURITY, &PKI, &ETCD, &ARTIFACTS, &HOST];
+pub const SECTIONS: &[&Section] = &[&CLUSTER, &SSH, &SECURITY, &PKI, &ETCD, &ARTIFACTS, &KUBELET, &HOST];
 
 pub fn section(name: &str) -> Option<&'static Section> {
     SECTIONS.iter().copied().find(|s| s.name == name)
@@ -237,6 +244,7 @@ mod tests {
         assert_eq!(spec_keys(&PKI), serde_keys::<schema::PkiSettings>(""));
         assert_eq!(spec_keys(&ETCD), serde_keys::<schema::EtcdSettings>(""));
         assert_eq!(spec_keys(&ARTIFACTS), serde_keys::<schema::Artifacts>(""));
+        assert_eq!(spec_keys(&KUBELET), serde_keys::<schema::KubeletSettings>(""));
         assert_eq!(spec_keys(&HOST), serde_keys::<schema::Host>(HOST_REQUIRED));
         let mut sections: Vec<String> = SECTIONS.iter().map(|s| s.name.to_string()).collect();
         sections.sort();

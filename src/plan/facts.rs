@@ -31,6 +31,8 @@ pub struct FactsRequest {
     pub ports: BTreeSet<u16>,
     /// Installed binaries whose `--version` to report (the ones the plan may replace).
     pub versions: BTreeSet<String>,
+    /// Ask what pods need from the host (hosts with the runtime tier): [`NodeFacts`].
+    pub node: bool,
 }
 
 impl FactsRequest {
@@ -111,6 +113,9 @@ impl FactsRequest {
         }
         for v in &self.versions {
             put('V', v)?;
+        }
+        if self.node {
+            put('K', "node")?;
         }
         Ok(out.into_bytes())
     }
@@ -206,6 +211,30 @@ pub struct HostFacts {
     pub versions: BTreeMap<String, String>,
     /// Lines the script reported as errors (unreadable files, ...).
     pub errors: Vec<String>,
+    /// Present when asked (`FactsRequest::node`).
+    pub node: Option<NodeFacts>,
+}
+
+/// What a container runtime and a kubelet need from the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeFacts {
+    /// Total size of the active swap areas (/proc/swaps), in KiB.
+    pub swap_kb: u64,
+    /// The filesystem type of /sys/fs/cgroup: "cgroup2fs" on a cgroup v2 (unified) host.
+    pub cgroup_fs: String,
+    pub overlay: KernelFeature,
+    pub br_netfilter: KernelFeature,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelFeature {
+    /// In use now.
+    Loaded,
+    /// modprobe finds it (a module, or built in): loaded at the next boot or by the kernel unit.
+    Module,
+    #[default]
+    Missing,
 }
 
 impl HostFacts {
@@ -321,6 +350,22 @@ pub fn parse(report: &str, req: &FactsRequest) -> anyhow::Result<HostFacts> {
             "listen_unavailable" => facts.listeners_known = false,
             "version" => {
                 facts.versions.insert(field(0)?.to_string(), rest.get(1).copied().unwrap_or_default().to_string());
+            }
+            "node" => {
+                let node = facts.node.get_or_insert_with(NodeFacts::default);
+                let value = rest.get(1).copied().unwrap_or_default();
+                let feature = || match value {
+                    "loaded" => KernelFeature::Loaded,
+                    "module" => KernelFeature::Module,
+                    _ => KernelFeature::Missing,
+                };
+                match field(0)? {
+                    "swap_kb" => node.swap_kb = value.parse().unwrap_or(0),
+                    "cgroup" => node.cgroup_fs = value.to_string(),
+                    "overlay" => node.overlay = feature(),
+                    "br_netfilter" => node.br_netfilter = feature(),
+                    _ => {}
+                }
             }
             "error" => facts.errors.push(rest.join(" ")),
             "end" => {
@@ -464,6 +509,10 @@ unit_end
 unit_end
 listen\t127.0.1.1:2379\tusers:((\"etcd\",pid=81,fd=7))
 listen\t[::]:2380\t
+node\tswap_kb\t2097148
+node\tcgroup\tcgroup2fs
+node\toverlay\tloaded
+node\tbr_netfilter\tmodule
 end
 ";
 
@@ -508,6 +557,30 @@ end
         assert_eq!(f.listeners[0].address, "127.0.1.1");
         assert_eq!(f.listeners[0].port, 2379);
         assert_eq!(f.listeners[1].address, "::");
+        let node = f.node.unwrap();
+        assert_eq!((node.swap_kb, node.cgroup_fs.as_str()), (2097148, "cgroup2fs"));
+        assert_eq!((node.overlay, node.br_netfilter), (KernelFeature::Loaded, KernelFeature::Module));
+    }
+
+    /// The script itself on this machine: the `node` records come out and parse.
+    #[test]
+    fn the_script_reports_the_node_when_asked() {
+        let req = FactsRequest { node: true, ..FactsRequest::default() };
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(FACTS_SCRIPT)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&req.to_stdin().unwrap()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let f = parse(&String::from_utf8_lossy(&out.stdout), &req).unwrap();
+        let node = f.node.expect("node facts");
+        assert!(!node.cgroup_fs.is_empty(), "{node:?}");
+        let mangled = parse(&String::from_utf8_lossy(&out.stdout).replace("node\t", "x"), &req);
+        assert!(mangled.is_err(), "an unknown record is an error");
     }
 
     #[test]

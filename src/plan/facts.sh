@@ -10,6 +10,8 @@
 #   N  a user name that must exist          G  a group name that must exist
 #   T  a TCP port a managed daemon listens on: who listens on it now
 #   V  an installed binary the plan may replace: the first line of its `--version`
+#   K  "node": what a container runtime and a kubelet need from the host (swap, the
+#      cgroup filesystem, the overlay and br_netfilter kernel features)
 # Output: one record per line, fields separated by TABs, between "provision-facts 1"
 # and "end" (so a truncated report is detected). Paths never contain TABs or newlines:
 # the caller refuses such paths before sending them.
@@ -34,6 +36,7 @@ users=''
 groups=''
 ports=$nl
 versions=''
+node=''
 while IFS= read -r line || [ -n "$line" ]; do
     kind=${line%%"$tab"*}
     value=${line#*"$tab"}
@@ -47,6 +50,7 @@ while IFS= read -r line || [ -n "$line" ]; do
         G) groups=$groups$value$nl ;;
         T) ports=$ports$value$nl ;;
         V) versions=$versions$value$nl ;;
+        K) node=$value ;;
     esac
 done
 
@@ -192,4 +196,23 @@ for p in $versions$running; do
     fi
 done
 unset IFS
+# What pods need from the node. A kernel feature is "loaded" (in use now), "module" (modprobe
+# finds it: a module or built in) or "missing". /proc/sys/net/bridge exists once br_netfilter
+# is loaded; overlay shows in /proc/filesystems once registered.
+if [ "$node" = node ]; then
+    swap=0
+    if [ -r /proc/swaps ]; then
+        { read -r _ && while read -r _ _ size _; do swap=$((swap + size)); done; } </proc/swaps 2>/dev/null
+    fi
+    echo "node${tab}swap_kb${tab}$swap"
+    echo "node${tab}cgroup${tab}$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
+    if grep -qw overlay /proc/filesystems 2>/dev/null; then o=loaded
+    elif modprobe -n -q overlay 2>/dev/null; then o=module
+    else o=missing; fi
+    echo "node${tab}overlay${tab}$o"
+    if [ -d /proc/sys/net/bridge ]; then b=loaded
+    elif modprobe -n -q br_netfilter 2>/dev/null; then b=module
+    else b=missing; fi
+    echo "node${tab}br_netfilter${tab}$b"
+fi
 echo "end"

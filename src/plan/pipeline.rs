@@ -85,7 +85,7 @@ impl Prepared {
             });
             r.pod_cidr = slices.iter().find(|s| s.host == r.host && uses_slice).map(|s| s.slice.to_string());
         }
-        crate::apply::phases::runtime::refuse_missing_binaries(&mut reports, &self.gathered.facts, &self.desired);
+        crate::apply::phases::runtime::refuse_unfit_hosts(&mut reports, &self.gathered.facts, &self.desired, &inv.kubelet);
         let mut plan = plan_apply(&inv.cluster.name, reports, &self.desired, &self.gathered.facts);
         for (phase, api) in &self.api {
             api_objects::add_phase(&mut plan, *phase, api);

@@ -102,6 +102,7 @@ pub struct BaseCtx {
     pub cluster: ClusterCtx,
     pub etcd: EtcdCtx,
     pub security: SecurityCtx,
+    pub kubelet: crate::inventory::KubeletSettings,
     pub paths: TemplatePaths,
 }
 
@@ -170,6 +171,7 @@ impl BaseCtx {
                 tls_cipher_suites: TLS_CIPHER_SUITES.join(","),
                 tls_cipher_suites_list: TLS_CIPHER_SUITES.to_vec(),
             },
+            kubelet: inv.kubelet.clone(),
             paths: TEMPLATE_PATHS,
         })
     }

@@ -78,6 +78,8 @@ pub const SYSCTL_CONF: &str = "/etc/sysctl.d/90-provision-k8s.conf";
 pub const PROVISION_ETC_DIR: &str = "/etc/provision";
 /// `ip -batch` commands: this node's routes to every other node's pod slice.
 pub const POD_ROUTES: &str = "/etc/provision/pod-routes";
+/// `iptables-restore --noflush` input: pod traffic leaving the pod network is masqueraded.
+pub const POD_MASQUERADE: &str = "/etc/provision/pod-masquerade.rules";
 
 pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
 /// etcd.service's drop-in directory and its bootstrap-only flags (templates/etcd-bootstrap.conf).

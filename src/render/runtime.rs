@@ -21,6 +21,9 @@ pub const SYSCTL_TEMPLATE: &str = "provision-k8s-sysctl.conf";
 pub const CNI_TEMPLATE: &str = "10-provision-bridge.conflist";
 pub const ROUTES_UNIT: &str = "provision-pod-routes.service";
 pub const ROUTES_TEMPLATE: &str = "pod-routes";
+pub const MASQUERADE_TEMPLATE: &str = "pod-masquerade.rules";
+/// The nat chain that masquerades pod egress (see templates/pod-masquerade.rules).
+pub const MASQUERADE_CHAIN: &str = "PROVISION-POD-MASQ";
 
 /// The pause image of the supported Kubernetes releases (1.32-1.34 use 3.10), pinned so
 /// that containerd never pulls another one.
@@ -37,7 +40,7 @@ pub const SYSCTLS: &[(&str, &str)] = &[
 pub const SYSCTLS_IPV6: &[(&str, &str)] = &[("net.ipv6.conf.all.forwarding", "1")];
 /// What artifacts.runtime = "preinstalled" needs on a host: (path, Debian package). The
 /// paths are those of Debian bookworm's packages (containerd 1.6, runc 1.1,
-/// containernetworking-plugins 1.1); preflight refuses a host without them.
+/// containernetworking-plugins 1.1, iptables); preflight refuses a host without them.
 pub const PREINSTALLED_BINARIES: &[(&str, &str)] = &[
     (paths::CONTAINERD_BIN_PREINSTALLED, "containerd"),
     ("/usr/bin/containerd-shim-runc-v2", "containerd"),
@@ -46,6 +49,8 @@ pub const PREINSTALLED_BINARIES: &[(&str, &str)] = &[
     ("/usr/lib/cni/host-local", "containernetworking-plugins"),
     ("/usr/lib/cni/portmap", "containernetworking-plugins"),
     ("/usr/lib/cni/loopback", "containernetworking-plugins"),
+    // The pod routes unit loads the pod egress masquerade with it (templates/pod-masquerade.rules).
+    ("/usr/sbin/iptables-restore", "iptables"),
 ];
 /// CIS 1.1.9/1.1.10: CNI files 600 or stricter, root:root.
 pub const CNI_PERM: Perm = ROOT_0600;
@@ -72,9 +77,17 @@ struct RuntimeCtx {
     sysctl_conf: &'static str,
     routes_unit: &'static str,
     pod_routes: &'static str,
+    pod_masquerade: &'static str,
+    masquerade_chain: &'static str,
+    /// `POSTROUTING -s <pod_cidr> -j <chain>`: after `-C`/`-A` in the routes unit.
+    masquerade_jump: String,
+    /// iptables or ip6tables, for the pod range's family.
+    iptables: &'static str,
+    multicast: &'static str,
 }
 
-fn runtime_ctx(ipv6: bool) -> RuntimeCtx {
+fn runtime_ctx(pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
+    let ipv6 = pod_cidr.addr().is_ipv6();
     let extra = if ipv6 { SYSCTLS_IPV6 } else { &[] };
     RuntimeCtx {
         socket: paths::CONTAINERD_SOCKET,
@@ -90,13 +103,20 @@ fn runtime_ctx(ipv6: bool) -> RuntimeCtx {
         sysctl_conf: paths::SYSCTL_CONF,
         routes_unit: ROUTES_UNIT,
         pod_routes: paths::POD_ROUTES,
+        pod_masquerade: paths::POD_MASQUERADE,
+        masquerade_chain: MASQUERADE_CHAIN,
+        masquerade_jump: format!(
+            "POSTROUTING -s {pod_cidr} -m comment --comment provision-pod-egress -j {MASQUERADE_CHAIN}"
+        ),
+        iptables: if ipv6 { "/usr/sbin/ip6tables" } else { "/usr/sbin/iptables" },
+        multicast: if ipv6 { "ff00::/8" } else { "224.0.0.0/4" },
     }
 }
 
 pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Result<()> {
     let c = Component::Runtime;
     let mut ctx = h.ctx.clone();
-    ctx.insert("runtime", &runtime_ctx(cx.inv.cluster.pod_cidr.addr().is_ipv6()));
+    ctx.insert("runtime", &runtime_ctx(&cx.inv.cluster.pod_cidr));
     let render =
         |name: &str| cx.templates.render(name, &ctx).with_context(|| format!("host {}: template {name}", h.host.name));
 
@@ -115,7 +135,8 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
 
     b.dir(paths::PROVISION_ETC_DIR, ROOT_0755, c);
     b.text(paths::POD_ROUTES, ROOT_0644, render(ROUTES_TEMPLATE)?, c)?;
-    b.unit(ROUTES_UNIT, render(ROUTES_UNIT)?, c, &[paths::POD_ROUTES])
+    b.text(paths::POD_MASQUERADE, ROOT_0644, render(MASQUERADE_TEMPLATE)?, c)?;
+    b.unit(ROUTES_UNIT, render(ROUTES_UNIT)?, c, &[paths::POD_ROUTES, paths::POD_MASQUERADE])
 }
 
 #[cfg(test)]
@@ -151,6 +172,7 @@ mod tests {
         paths::MODULES_LOAD_CONF,
         paths::SYSCTL_CONF,
         paths::POD_ROUTES,
+        paths::POD_MASQUERADE,
         "/etc/systemd/system/containerd.service",
         "/etc/systemd/system/provision-k8s-kernel.service",
         "/etc/systemd/system/provision-pod-routes.service",
@@ -177,7 +199,7 @@ mod tests {
             for unit in [CONTAINERD_UNIT, KERNEL_UNIT, ROUTES_UNIT] {
                 assert_eq!(runtime[paths::unit_path(unit).as_str()], (0o600, "root", "root"));
             }
-            for f in [paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF, paths::POD_ROUTES] {
+            for f in [paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF, paths::POD_ROUTES, paths::POD_MASQUERADE] {
                 assert_eq!(runtime[f], (0o644, "root", "root"));
             }
             let units: BTreeMap<&str, &Vec<String>> = h
@@ -189,6 +211,7 @@ mod tests {
             assert_eq!(units.len(), 3);
             assert!(units[CONTAINERD_UNIT].contains(&paths::CONTAINERD_CONFIG.to_string()));
             assert!(units[ROUTES_UNIT].contains(&paths::POD_ROUTES.to_string()));
+            assert!(units[ROUTES_UNIT].contains(&paths::POD_MASQUERADE.to_string()));
             assert!(units[KERNEL_UNIT].contains(&paths::SYSCTL_CONF.to_string()));
             assert!(units[KERNEL_UNIT].contains(&paths::MODULES_LOAD_CONF.to_string()));
             assert_eq!(
@@ -275,6 +298,42 @@ mod tests {
         assert_eq!(seen.len(), 5, "every node has its own slice");
     }
 
+    /// The bridge plugin's ipMasq would also translate traffic to other nodes' pods (it
+    /// exempts only the node's own slice); the rendered rules exempt the whole pod range.
+    #[test]
+    fn pod_to_pod_traffic_keeps_its_addresses_and_only_egress_is_masqueraded() {
+        let inv = ha();
+        for h in &rendered(&inv) {
+            let cni: serde_json::Value = serde_json::from_str(&text(h, paths::CNI_CONFLIST)).unwrap();
+            assert_eq!(cni["plugins"][0]["ipMasq"], false, "{}", h.host);
+            let rules: Vec<String> =
+                text(h, paths::POD_MASQUERADE).lines().filter(|l| !l.starts_with('#')).map(String::from).collect();
+            assert_eq!(
+                rules,
+                [
+                    "*nat",
+                    ":PROVISION-POD-MASQ - [0:0]",
+                    "-A PROVISION-POD-MASQ -d 10.200.0.0/16 -m comment --comment \"pod to pod: no translation\" -j RETURN",
+                    "-A PROVISION-POD-MASQ -d 224.0.0.0/4 -j RETURN",
+                    "-A PROVISION-POD-MASQ -m comment --comment \"pod egress: leaves with the node address\" -j MASQUERADE",
+                    "COMMIT",
+                ]
+            );
+            let unit = text(h, &paths::unit_path(ROUTES_UNIT));
+            let jump = "POSTROUTING -s 10.200.0.0/16 -m comment --comment provision-pod-egress -j PROVISION-POD-MASQ";
+            assert!(
+                unit.contains("ExecStart=/usr/sbin/iptables-restore --wait --noflush /etc/provision/pod-masquerade.rules\n"),
+                "{unit}"
+            );
+            assert!(
+                unit.contains(&format!(
+                    "ExecStart=/bin/sh -c '/usr/sbin/iptables --wait -t nat -C {jump} 2>/dev/null || /usr/sbin/iptables --wait -t nat -A {jump}'\n"
+                )),
+                "{unit}"
+            );
+        }
+    }
+
     #[test]
     fn the_runtime_tier_follows_kubernetes_unless_set() {
         let runtime_files = |hosts: &[DesiredHost]| {
@@ -302,5 +361,8 @@ mod tests {
         let cni: serde_json::Value = serde_json::from_str(&text(h, paths::CNI_CONFLIST)).unwrap();
         assert_eq!(cni["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "fd00:200::/64");
         assert_eq!(cni["plugins"][0]["ipam"]["routes"][0]["dst"], "::/0");
+        let rules = text(h, paths::POD_MASQUERADE);
+        assert!(rules.contains("-d fd00:200::/56 -m comment") && rules.contains("-d ff00::/8 -j RETURN"), "{rules}");
+        assert!(text(h, &paths::unit_path(ROUTES_UNIT)).contains("/usr/sbin/ip6tables-restore --wait --noflush"));
     }
 }

@@ -40,6 +40,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("provision-k8s-kernel.service", include_str!("../../templates/provision-k8s-kernel.service")),
     ("10-provision-bridge.conflist", include_str!("../../templates/10-provision-bridge.conflist")),
     ("pod-routes", include_str!("../../templates/pod-routes")),
+    ("pod-masquerade.rules", include_str!("../../templates/pod-masquerade.rules")),
     ("provision-pod-routes.service", include_str!("../../templates/provision-pod-routes.service")),
 ];
 

@@ -1,8 +1,9 @@
 //! `runtime.pods`: on every host with the runtime tier, what pods need from the node,
 //! read over SSH in one round trip: containerd answers on its socket (client and server
 //! version from `ctr version`), runc and the bridge/host-local CNI plugins are there
-//! (their versions), the CNI config's subnet is the node's slice, and the kernel routes
-//! every other node's slice via that node's address.
+//! (their versions), the CNI config's subnet is the node's slice, the kernel routes
+//! every other node's slice via that node's address, and pod egress is masqueraded while
+//! pod-to-pod traffic is not (the nat chain of templates/pod-masquerade.rules).
 
 use std::collections::BTreeMap;
 
@@ -18,14 +19,18 @@ use crate::ssh::Session;
 pub const RUNTIME_PODS: &str = "runtime.pods";
 
 /// The one script: sections between `== name` markers, read by `judge`.
-fn script() -> String {
+fn script(ipv6: bool) -> String {
     format!(
         "PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n\
          echo '== ctr'; ctr --address {socket} version 2>&1\n\
          echo '== runc'; runc --version 2>&1 | head -n 1\n\
          echo '== cni'; for p in {plugins}; do [ -x {bin}/$p ] && echo \"$p $({bin}/$p 2>&1 | head -n 1)\" || echo \"$p missing\"; done\n\
          echo '== conflist'; cat {conflist} 2>&1\n\
-         echo '== routes'; ip route show 2>&1\n",
+         echo '== routes'; ip {family} route show 2>&1\n\
+         echo '== masquerade'; {iptables} -w -t nat -S {chain} 2>&1; {iptables} -w -t nat -S POSTROUTING 2>&1\n",
+        family = if ipv6 { "-6" } else { "-4" },
+        iptables = if ipv6 { "ip6tables" } else { "iptables" },
+        chain = crate::render::runtime::MASQUERADE_CHAIN,
         socket = paths::CONTAINERD_SOCKET,
         bin = paths::CNI_BIN_DIR_PREINSTALLED,
         plugins = cni_plugins().join(" "),
@@ -45,11 +50,13 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>) -> Optio
         return None;
     }
     let slices: Vec<NodeSlice> = pod_slices::of_inventory(inv).ok()?;
+    let pod_cidr = inv.cluster.pod_cidr.to_string();
+    let script = script(inv.cluster.pod_cidr.addr().is_ipv6());
     if slices.is_empty() {
         return None;
     }
     let outcomes = join_all(slices.iter().map(|s| {
-        let slices = &slices;
+        let (slices, script, pod_cidr) = (&slices, &script, &pod_cidr);
         async move {
             let Some(net) = pod_network::for_host(slices, &s.host) else {
                 return HostOutcome::fail(&s.host, "no pod slice");
@@ -58,8 +65,8 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>) -> Optio
                 return HostOutcome::fail(&s.host, "no SSH session");
             };
             // exec runs as root (sudo -n for a non-root login): ctr needs the root-only socket.
-            match session.exec(&script(), None).await {
-                Ok(out) => judge(&s.host, &net, &out.stdout_text()),
+            match session.exec(script, None).await {
+                Ok(out) => judge(&s.host, &net, pod_cidr, &out.stdout_text()),
                 Err(e) => HostOutcome::fail(&s.host, format!("reading the runtime: {e:#}")),
             }
         }
@@ -87,7 +94,7 @@ fn sections(text: &str) -> BTreeMap<&str, Vec<&str>> {
 }
 
 /// Pure: the host's outcome from the script's output (unit-tested).
-pub fn judge(host: &str, net: &PodNetworkCtx, text: &str) -> HostOutcome {
+pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str) -> HostOutcome {
     let s = sections(text);
     let get = |k: &str| s.get(k).cloned().unwrap_or_default();
     let mut bad = Vec::new();
@@ -140,7 +147,29 @@ pub fn judge(host: &str, net: &PodNetworkCtx, text: &str) -> HostOutcome {
     } else {
         bad.push(format!("no route to {}", missing_routes.join(", ")));
     }
+    match masquerade(&get("masquerade"), pod_cidr) {
+        Ok(()) => good.push(format!("egress masqueraded except to {pod_cidr}")),
+        Err(why) => bad.push(why),
+    }
     if bad.is_empty() { HostOutcome::pass(host, good.join("; ")) } else { HostOutcome::fail(host, bad.join("; ")) }
+}
+
+/// `iptables -S` of the masquerade chain and of POSTROUTING: traffic from the pod range
+/// jumps to the chain, which returns for the pod range and masquerades the rest.
+fn masquerade(rules: &[&str], pod_cidr: &str) -> Result<(), String> {
+    let chain = crate::render::runtime::MASQUERADE_CHAIN;
+    let words = |l: &&str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let has = |w: &[String], flag: &str, value: &str| w.windows(2).any(|p| p[0] == flag && p[1] == value);
+    let rules: Vec<Vec<String>> = rules.iter().map(words).collect();
+    let jump = rules.iter().any(|w| has(w, "-A", "POSTROUTING") && has(w, "-s", pod_cidr) && has(w, "-j", chain));
+    let exempt = rules.iter().position(|w| has(w, "-A", chain) && has(w, "-d", pod_cidr) && has(w, "-j", "RETURN"));
+    let masq = rules.iter().position(|w| has(w, "-A", chain) && has(w, "-j", "MASQUERADE"));
+    match (jump, exempt, masq) {
+        (true, Some(e), Some(m)) if e < m => Ok(()),
+        (false, ..) => Err(format!("no POSTROUTING jump from {pod_cidr} to {chain}: pod egress is not masqueraded")),
+        (_, None, _) => Err(format!("{chain} does not exempt {pod_cidr}: pod-to-pod traffic would be translated")),
+        _ => Err(format!("{chain} masquerades nothing, or before exempting {pod_cidr}")),
+    }
 }
 
 #[cfg(test)]
@@ -159,11 +188,18 @@ mod tests {
     const GOOD: &str = "== ctr\nClient:\n  Version:  1.6.20~ds1\n\nServer:\n  Version:  1.6.20~ds1\n  Revision: x\n\
 == runc\nrunc version 1.1.5+ds1\n== cni\nbridge CNI bridge plugin v1.1.1\nhost-local CNI host-local plugin v1.1.1\n\
 portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge\",\"ipam\":{\"ranges\":[[{\"subnet\":\"10.200.0.0/24\"}]]}}]}\n\
-== routes\ndefault via 10.0.2.2 dev eth0\n10.200.1.0/24 via 192.168.56.12 dev eth1 proto static\n";
+== routes\ndefault via 10.0.2.2 dev eth0\n10.200.1.0/24 via 192.168.56.12 dev eth1 proto static\n\
+== masquerade\n-N PROVISION-POD-MASQ\n\
+-A PROVISION-POD-MASQ -d 10.200.0.0/16 -m comment --comment \"pod to pod: no translation\" -j RETURN\n\
+-A PROVISION-POD-MASQ -d 224.0.0.0/4 -j RETURN\n\
+-A PROVISION-POD-MASQ -m comment --comment \"pod egress: leaves with the node address\" -j MASQUERADE\n\
+-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.200.0.0/16 -m comment --comment provision-pod-egress -j PROVISION-POD-MASQ\n";
+
+    const POD_CIDR: &str = "10.200.0.0/16";
 
     #[test]
     fn a_node_ready_for_pods_passes_with_its_figures() {
-        let o = judge("node1", &net(), GOOD);
+        let o = judge("node1", &net(), POD_CIDR, GOOD);
         assert!(o.status == crate::verify::report::Status::Pass, "{o:?}");
         assert!(o.evidence.contains("containerd 1.6.20~ds1 answers") && o.evidence.contains("1 pod route(s)"), "{o:?}");
     }
@@ -171,17 +207,31 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
     #[test]
     fn each_missing_part_is_named() {
         let no_server = GOOD.replace("Server:\n  Version:  1.6.20~ds1\n", "ctr: failed to dial\n");
-        assert!(judge("n", &net(), &no_server).evidence.contains("containerd does not answer"));
+        assert!(judge("n", &net(), POD_CIDR, &no_server).evidence.contains("containerd does not answer"));
         let other_slice = GOOD.replace("\"10.200.0.0/24\"", "\"10.200.9.0/24\"");
         assert!(
-            judge("n", &net(), &other_slice)
+            judge("n", &net(), POD_CIDR, &other_slice)
                 .evidence
                 .contains("subnet 10.200.9.0/24, the node's slice is 10.200.0.0/24")
         );
         let no_route = GOOD.replace("10.200.1.0/24 via 192.168.56.12 dev eth1 proto static\n", "");
-        assert!(judge("n", &net(), &no_route).evidence.contains("no route to 10.200.1.0/24 via 192.168.56.12 (node2)"));
+        assert!(
+            judge("n", &net(), POD_CIDR, &no_route)
+                .evidence
+                .contains("no route to 10.200.1.0/24 via 192.168.56.12 (node2)")
+        );
         let no_plugin = GOOD.replace("portmap CNI portmap plugin v1.1.1", "portmap missing");
-        let o = judge("n", &net(), &no_plugin);
+        let o = judge("n", &net(), POD_CIDR, &no_plugin);
         assert!(o.status == crate::verify::report::Status::Fail && o.evidence.contains("portmap missing"), "{o:?}");
+        let no_jump = GOOD.replace("-A POSTROUTING -s 10.200.0.0/16", "-A POSTROUTING -s 10.9.0.0/16");
+        assert!(judge("n", &net(), POD_CIDR, &no_jump).evidence.contains("no POSTROUTING jump from 10.200.0.0/16"));
+        let no_exempt =
+            GOOD.replace("-d 10.200.0.0/16 -m comment --comment \"pod to pod: no translation\" -j RETURN", "");
+        assert!(judge("n", &net(), POD_CIDR, &no_exempt).evidence.contains("pod-to-pod traffic would be translated"));
+        let no_chain = GOOD.replace(
+            "-A PROVISION-POD-MASQ -m comment --comment \"pod egress: leaves with the node address\" -j MASQUERADE",
+            "iptables: No chain/target/match by that name.",
+        );
+        assert!(judge("n", &net(), POD_CIDR, &no_chain).evidence.contains("masquerades nothing"));
     }
 }

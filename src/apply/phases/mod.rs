@@ -7,6 +7,7 @@ pub mod controllers;
 pub mod etcd;
 pub mod kube_apiserver;
 pub mod kubelet;
+pub mod node_prereqs;
 pub mod preflight;
 pub mod runtime;
 

@@ -1,14 +1,15 @@
 //! runtime: containerd, the kernel prerequisites and the pod routes of every kubelet
 //! host, before the kubelets (which need the runtime's socket). With artifacts.runtime =
 //! "preinstalled" the binaries are the host's own packages: preflight asks for them
-//! (`required_paths`) and the apply plan refuses a host without them
-//! (`refuse_missing_binaries`), instead of letting containerd.service fail to start in
-//! this phase.
+//! (`required_paths`) and the apply plan refuses a host without them, or whose kernel,
+//! swap or cgroups cannot run pods (`refuse_unfit_hosts`, `node_prereqs`), instead of
+//! letting containerd.service or the kubelet fail to start in this phase.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::{ApplyContext, PhaseResult};
 use crate::desired::{Component, DesiredHost, DesiredState};
+use crate::inventory::KubeletSettings;
 use crate::plan::facts::{HostFacts, PathState};
 use crate::plan::{HostReport, PhasePlan};
 use crate::render::runtime::PREINSTALLED_BINARIES;
@@ -17,7 +18,7 @@ pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
     super::prepare_start_wait(plan, ctx).await
 }
 
-fn has_runtime(host: &DesiredHost) -> bool {
+pub fn has_runtime(host: &DesiredHost) -> bool {
     host.units.iter().any(|u| u.component == Component::Runtime)
 }
 
@@ -27,17 +28,25 @@ pub fn required_paths(host: &DesiredHost) -> Vec<&'static str> {
 }
 
 /// A problem of the plan (apply stops after preflight) on every host whose runtime tier
-/// lacks its binaries. Only the apply plan asks: `reset` removes the tier's files and
-/// needs none of its binaries, so a host without them can still be reset.
-pub fn refuse_missing_binaries(
+/// lacks its binaries, or whose kernel, swap or cgroups cannot run it (`node_prereqs`).
+/// Only the apply plan asks: `reset` removes the tier's files and needs none of this, so
+/// such a host can still be reset.
+pub fn refuse_unfit_hosts(
     reports: &mut [HostReport],
     facts: &BTreeMap<String, HostFacts>,
     desired: &DesiredState,
+    kubelet: &KubeletSettings,
 ) {
     for r in reports {
         let Some(f) = facts.get(&r.host) else { continue };
         let Some(d) = desired.hosts.iter().find(|d| d.host == r.host) else { continue };
         r.problems.extend(missing_binaries(f, d));
+        if let (true, Some(node)) = (has_runtime(d), &f.node) {
+            let runs_kubelet = d.units.iter().any(|u| u.component == Component::Kubelet);
+            let (problems, warnings) = super::node_prereqs::judge(node, runs_kubelet.then_some(kubelet));
+            r.problems.extend(problems);
+            r.warnings.extend(warnings);
+        }
     }
 }
 
@@ -95,7 +104,7 @@ mod tests {
         assert!(p.contains("(/usr/sbin/runc, /usr/lib/cni/bridge missing)"), "{p}");
         assert!(p.contains("apt-get install containernetworking-plugins runc"), "{p}");
         let p = missing_binaries(&HostFacts::default(), &host(true)).unwrap();
-        assert!(p.contains("apt-get install containerd containernetworking-plugins runc"), "{p}");
+        assert!(p.contains("apt-get install containerd containernetworking-plugins iptables runc"), "{p}");
     }
 
     #[test]
@@ -111,9 +120,52 @@ mod tests {
             ("n2".to_string(), present(&["/usr/bin/containerd"])),
             ("etcd1".to_string(), HostFacts::default()),
         ]);
-        refuse_missing_binaries(&mut reports, &facts, &desired);
+        refuse_unfit_hosts(&mut reports, &facts, &desired, &KubeletSettings::default());
         let failed: Vec<&str> = reports.iter().filter(|r| !r.problems.is_empty()).map(|r| r.host.as_str()).collect();
         assert_eq!(failed, ["n2"]);
         assert!(reports[1].problems[0].contains("/usr/bin/containerd missing"), "{:?}", reports[1]);
+    }
+
+    #[test]
+    fn the_node_facts_of_runtime_hosts_refuse_or_warn() {
+        use crate::plan::facts::{KernelFeature, NodeFacts};
+        let node = |swap_kb, cgroup_fs: &str| NodeFacts {
+            swap_kb,
+            cgroup_fs: cgroup_fs.into(),
+            overlay: KernelFeature::Loaded,
+            br_netfilter: KernelFeature::Loaded,
+        };
+        let mut kubelet_host = host(true);
+        kubelet_host.host = "k".into();
+        kubelet_host.units.push(ManagedUnit {
+            name: "kubelet.service".into(),
+            component: Component::Kubelet,
+            watches: vec![],
+        });
+        let desired = DesiredState {
+            hosts: vec![
+                kubelet_host,
+                DesiredHost { host: "r".into(), ..host(true) },
+                DesiredHost { host: "e".into(), ..host(false) },
+            ],
+        };
+        let with = |n: NodeFacts| HostFacts { node: Some(n), ..present(&[]) };
+        let facts = BTreeMap::from([
+            ("k".to_string(), with(node(1024, "cgroup2fs"))),
+            ("r".to_string(), with(node(1024, "tmpfs"))),
+            ("e".to_string(), with(node(1024, "tmpfs"))),
+        ]);
+        let mut reports: Vec<HostReport> = ["k", "r", "e"].iter().map(|h| HostReport::new(h, "")).collect();
+        refuse_unfit_hosts(&mut reports, &facts, &desired, &KubeletSettings::default());
+        assert!(reports[0].problems[0].starts_with("swap is on (1 MiB"), "{:?}", reports[0]);
+        assert!(
+            reports[1].problems.is_empty() && reports[1].warnings[0].starts_with("cgroup v1 only"),
+            "{:?}",
+            reports[1]
+        );
+        assert!(reports[2].problems.is_empty() && reports[2].warnings.is_empty(), "no runtime tier: not judged");
+        let mut reports: Vec<HostReport> = ["k"].iter().map(|h| HostReport::new(h, "")).collect();
+        refuse_unfit_hosts(&mut reports, &facts, &desired, &KubeletSettings { fail_swap_on: false });
+        assert!(reports[0].problems.is_empty(), "{:?}", reports[0]);
     }
 }

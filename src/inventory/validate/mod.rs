@@ -14,7 +14,7 @@ mod ssh;
 pub use ssh::JumpHost;
 
 use super::report::Reporter;
-use super::schema::{Artifacts, Cluster, EtcdSettings, Host, PkiSettings, Security, SshSettings};
+use super::schema::{Artifacts, Cluster, EtcdSettings, Host, KubeletSettings, PkiSettings, Security, SshSettings};
 
 /// Kubernetes minor versions `provision` renders configurations for.
 pub const SUPPORTED_KUBERNETES_MINORS: &[&str] = &["1.32", "1.33", "1.34"];
@@ -45,6 +45,7 @@ pub(crate) struct Sections {
     pub pki: Option<Part<PkiSettings>>,
     pub etcd: Option<Part<EtcdSettings>>,
     pub artifacts: Option<Part<Artifacts>>,
+    pub kubelet: Option<Part<KubeletSettings>>,
     /// One entry per `[[host]]`, in file order (None: not a table).
     pub hosts: Vec<Option<Part<Host>>>,
     /// False when `host` is not an array of tables: the number of hosts is unknown.
