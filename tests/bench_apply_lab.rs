@@ -63,6 +63,39 @@ fn floor_once(key: &Path, known_hosts: &Path, desired: &DesiredState, addresses:
     t.elapsed()
 }
 
+/// A scratch directory holding a copy of the lab's state (PKI, keys): grown inventories
+/// beside it share the lab's CA.
+fn state_copy(lab: &TestLab) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(lab.inventory.parent().unwrap().join(".provision"))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tmp
+}
+
+/// `text` (the lab inventory) with workers node4..node`n`, written to `path`, and the lab
+/// grown to `n` hosts for it; returns the hosts' addresses and the lab's SSH files.
+fn grow_lab(path: &Path, text: &str, n: usize) -> (Vec<String>, std::path::PathBuf, std::path::PathBuf) {
+    let mut text = text.to_string();
+    for i in 4..=n {
+        text.push_str(&format!("\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"));
+    }
+    std::fs::write(path, text).unwrap();
+    let t = Instant::now();
+    let report = provision::lab::up(
+        &Lab::system(),
+        &UpOptions { hosts: n as u32, inventory: path.to_path_buf() },
+        &Progress::for_stderr(),
+    )
+    .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
+    println!("lab up to {n} hosts: {:.1}s", t.elapsed().as_secs_f64());
+    (report.hosts.iter().map(|h| h.host.address.to_string()).collect(), report.key, report.known_hosts)
+}
+
 struct Figures {
     hosts: usize,
     files: usize,
@@ -146,33 +179,12 @@ fn bench_apply_on_lab_hosts() {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(lab.inventory.parent().unwrap().join(".provision"))
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tmp = state_copy(&lab);
+    let lab_text = std::fs::read_to_string(&lab.inventory).unwrap();
     for n in sizes {
         let inventory = tmp.path().join(format!("lab{n}.toml"));
-        let mut text = std::fs::read_to_string(&lab.inventory).unwrap();
-        for i in 4..=n {
-            text.push_str(&format!(
-                "\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"
-            ));
-        }
-        std::fs::write(&inventory, text).unwrap();
-        let t = Instant::now();
-        let report = provision::lab::up(
-            &Lab::system(),
-            &UpOptions { hosts: n as u32, inventory: inventory.clone() },
-            &Progress::for_stderr(),
-        )
-        .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
-        println!("lab up to {n} hosts: {:.1}s", t.elapsed().as_secs_f64());
-        let addresses: Vec<String> = report.hosts.iter().map(|h| h.host.address.to_string()).collect();
-        let figures = measure(&inventory, &report.key, &report.known_hosts, &addresses);
+        let (addresses, key, known_hosts) = grow_lab(&inventory, &lab_text, n);
+        let figures = measure(&inventory, &key, &known_hosts, &addresses);
         print(&figures);
         println!(
             "growth 3 -> {n} hosts: no-op apply x{:.2}, plan x{:.2}, floor x{:.2} (hosts x{:.1})",
@@ -221,45 +233,24 @@ fn bench_noop_apply_with_runtime_workers() {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = state_copy(&lab);
     let templates = tmp.path().join("templates");
     stand_in_templates(&templates);
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(lab.inventory.parent().unwrap().join(".provision"))
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let lab_text = std::fs::read_to_string(&lab.inventory).unwrap();
+    let text = lab_text.replace("etcd = \"preinstalled\"", "etcd = \"preinstalled\"\nruntime = \"preinstalled\"");
+    assert!(text.contains("runtime = \"preinstalled\""), "the lab inventory's [artifacts] changed: {text}");
     let mut first: Option<Figures> = None;
     for n in sizes {
         let inventory = tmp.path().join(format!("runtime{n}.toml"));
-        let text = std::fs::read_to_string(&lab.inventory).unwrap();
-        let mut text = text.replace("etcd = \"preinstalled\"", "etcd = \"preinstalled\"\nruntime = \"preinstalled\"");
-        assert!(text.contains("runtime = \"preinstalled\""), "the lab inventory's [artifacts] changed: {text}");
-        for i in 4..=n {
-            text.push_str(&format!(
-                "\n[[host]]\nname = \"node{i}\"\naddress = \"127.0.1.{i}\"\nroles = [\"worker\"]\n"
-            ));
-        }
-        std::fs::write(&inventory, text).unwrap();
-        let t = Instant::now();
-        let report = provision::lab::up(
-            &Lab::system(),
-            &UpOptions { hosts: n as u32, inventory: inventory.clone() },
-            &Progress::for_stderr(),
-        )
-        .unwrap_or_else(|e| panic!("lab up --hosts {n}: {e:#}"));
-        println!("lab up to {n} hosts: {:.1}s", t.elapsed().as_secs_f64());
-        let addresses: Vec<String> = report.hosts.iter().map(|h| h.host.address.to_string()).collect();
+        let (addresses, key, known_hosts) = grow_lab(&inventory, &text, n);
         let extra = ["--templates", templates.to_str().unwrap()];
-        let figures = measure_with(&inventory, &extra, &report.key, &report.known_hosts, &addresses);
+        let figures = measure_with(&inventory, &extra, &key, &known_hosts, &addresses);
         // The runtime really runs on every host: containerd from the rendered unit.
         for a in &addresses {
             let out = Command::new("ssh")
-                .args(["-i", report.key.to_str().unwrap(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+                .args(["-i", key.to_str().unwrap(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
                 .arg("-o")
-                .arg(format!("UserKnownHostsFile={}", report.known_hosts.display()))
+                .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
                 .arg(format!("root@{a}"))
                 .arg("systemctl is-active containerd.service")
                 .stdin(Stdio::null())

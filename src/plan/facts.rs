@@ -566,20 +566,11 @@ end
     #[test]
     fn the_script_reports_the_node_when_asked() {
         let req = FactsRequest { node: true, ..FactsRequest::default() };
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(FACTS_SCRIPT)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&req.to_stdin().unwrap()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let f = parse(&String::from_utf8_lossy(&out.stdout), &req).unwrap();
+        let out = run_script_locally(&req);
+        let f = parse(&out, &req).unwrap();
         let node = f.node.expect("node facts");
         assert!(!node.cgroup_fs.is_empty(), "{node:?}");
-        let mangled = parse(&String::from_utf8_lossy(&out.stdout).replace("node\t", "x"), &req);
+        let mangled = parse(&out.replace("node\t", "x"), &req);
         assert!(mangled.is_err(), "an unknown record is an error");
     }
 
