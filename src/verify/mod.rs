@@ -178,7 +178,7 @@ pub async fn run_with_sessions(
         checks.extend(cis_hosts::run(inv, &gathered));
     }
     if opts.wants(Group::Runtime)
-        && let Some(result) = runtime::run(inv, &sessions).await
+        && let Some(result) = runtime::run(inv, &sessions, limit).await
     {
         checks.push(result);
     }
