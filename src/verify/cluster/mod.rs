@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::material::Material;
 use super::rbac::NO_APISERVER;
-use super::report::{CheckResult, Status};
+use super::report::{CheckResult, Status, Titles};
 use crate::inventory::{Inventory, KubernetesSource};
 use crate::kube::api::{ApiClient, ApiResponse};
 use crate::kube::cluster_dns;
@@ -29,14 +29,14 @@ pub const NODES_READY: &str = "cluster.nodes-ready";
 pub const DNS: &str = "cluster.dns";
 pub const SMOKE: &str = "cluster.smoke";
 
-const TITLES: [(&str, &str); 3] = [
+const TITLES: Titles = Titles(&[
     (NODES_READY, "every kubelet host is a Node with Ready=True"),
     (DNS, "CoreDNS has pods available, its Service at the kubelets' clusterDNS"),
     (SMOKE, "a pod serves through a Service, DNS resolves kubernetes.default (smoke test)"),
-];
+]);
 
 fn title(check: &str) -> &'static str {
-    TITLES.iter().find(|(c, _)| *c == check).map(|(_, t)| *t).unwrap_or("")
+    TITLES.of(check)
 }
 
 /// The three checks, skipped without a kube-apiserver.
@@ -59,6 +59,7 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
         Ok(a) => a,
         Err(e) => {
             return TITLES
+                .0
                 .iter()
                 .map(|(c, t)| CheckResult::cluster(c, t, Status::Fail, format!("{e:#}")).with_target(endpoint.clone()))
                 .collect();
@@ -89,8 +90,7 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
 
 /// Skipped with the reason when no kube-apiserver runs (None: there is one to ask).
 pub fn skipped(inv: &Inventory) -> Option<Vec<CheckResult>> {
-    (inv.artifacts.kubernetes == KubernetesSource::Skip)
-        .then(|| TITLES.iter().map(|(c, t)| CheckResult::skipped(c, t, NO_APISERVER)).collect())
+    (inv.artifacts.kubernetes == KubernetesSource::Skip).then(|| TITLES.skipped(NO_APISERVER))
 }
 
 fn api_failure(check: &str, evidence: String) -> CheckResult {
