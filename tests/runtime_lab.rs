@@ -20,7 +20,10 @@ use lab_cli::*;
 use provision::cri::{self, CriError};
 use provision::lab::ensure_fresh_for_tests;
 use provision::render::paths;
+use provision::render::pod_network::PodNetworkCtx;
 use provision::ssh::{Session, SshError, Target};
+use provision::verify::Status;
+use provision::verify::runtime;
 
 /// Builds a one-layer OCI image from the host's static busybox and imports it
 /// (`docker.io/provision/busybox:local`); the Vagrant test runs the same script on VMs.
@@ -97,7 +100,7 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
         assert!(cri_config.contains(want), "{want} in {cri_config}");
     }
 
-    cri_answers_over_ssh(&inv, &node1.name);
+    cri_answers_over_ssh(&inv, &node1.name, &slice);
 
     // A local image, then a container whose network comes from the rendered conflist,
     // set up inside node1's own pod network namespace (never this machine's).
@@ -148,7 +151,7 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
 /// Version and Status through an SSH channel to the root-only socket. As root it answers
 /// (NetworkReady following the conflist: moved away and back); as the sudo user `ops`,
 /// sshd cannot open the socket for it, which verify reports as its reason to fall back.
-fn cri_answers_over_ssh(inv: &Path, host: &str) {
+fn cri_answers_over_ssh(inv: &Path, host: &str, slice: &str) {
     let loaded = provision::inventory::load(inv).expect("inventory");
     let state = loaded.state_dir();
     let h = loaded.inventory.host(host).expect("host");
@@ -177,10 +180,29 @@ fn cri_answers_over_ssh(inv: &Path, host: &str) {
             .unwrap();
         let back = poll(&root, limit, |a| a.network_not_ready().is_none()).await;
         eprintln!("conflist back: {}", back.summary());
+
+        // verify's runtime.pods for this host (its slice; no other node's routes: those
+        // would go into this machine's routing table), as root and as the sudo user.
+        let net = PodNetworkCtx { slice: slice.to_string(), default_route: "0.0.0.0/0", routes: Vec::new() };
+        let o = runtime::check_host(&root, &net, limit).await;
+        eprintln!("runtime.pods as root: {o:?}");
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert!(
+            o.evidence.starts_with("CRI v1 containerd 1.6.20~ds1, RuntimeReady, NetworkReady; runc version"),
+            "{o:?}"
+        );
         root.close().await;
 
         target.user = "ops".into();
         let ops = Session::connect(&target).await.expect("ssh as ops");
+        let o = runtime::check_host(&ops, &net, limit).await;
+        eprintln!("runtime.pods as ops: {o:?}");
+        assert_eq!(o.status, Status::Pass, "{o:?}");
+        assert!(
+            o.evidence
+                .contains("answers (CRI not asked: login is 'ops', the socket is root-only, no crictl on the host)"),
+            "{o:?}"
+        );
         match cri::ask(&ops, paths::CONTAINERD_SOCKET, limit).await {
             Err(CriError::NoChannel(SshError::StreamLocalRefused { prohibited: false, reason, .. })) => {
                 eprintln!("as ops: {reason}")

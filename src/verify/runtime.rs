@@ -107,12 +107,7 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>, limit: D
             let Some(session) = sessions.get(&s.host) else {
                 return HostOutcome::fail(&s.host, "no SSH session");
             };
-            let cri = probe(session, limit).await;
-            // exec runs as root (sudo -n for a non-root login): ctr needs the root-only socket.
-            match session.exec(&script(matches!(cri, CriProbe::NotAsked(_))), None).await {
-                Ok(out) => judge(&s.host, &net, &out.stdout_text(), &cri),
-                Err(e) => HostOutcome::fail(&s.host, format!("reading the runtime: {e:#}")),
-            }
+            check_host(session, &net, limit).await
         }
     }))
     .await;
@@ -122,6 +117,16 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>, limit: D
          routes to every other slice",
         outcomes,
     ))
+}
+
+/// One host's part: CRI asked over SSH (or why not), then the script, judged.
+pub async fn check_host(session: &Session, net: &PodNetworkCtx, limit: Duration) -> HostOutcome {
+    let cri = probe(session, limit).await;
+    // exec runs as root (sudo -n for a non-root login): ctr and crictl need the root-only socket.
+    match session.exec(&script(matches!(cri, CriProbe::NotAsked(_))), None).await {
+        Ok(out) => judge(session.host(), net, &out.stdout_text(), &cri),
+        Err(e) => HostOutcome::fail(session.host(), format!("reading the runtime: {e:#}")),
+    }
 }
 
 fn sections(text: &str) -> BTreeMap<&str, Vec<&str>> {
