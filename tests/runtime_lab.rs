@@ -204,7 +204,7 @@ fn cri_answers_over_ssh(inv: &Path, host: &str, slice: &str) {
             "{o:?}"
         );
         match cri::ask(&ops, paths::CONTAINERD_SOCKET, limit).await {
-            Err(CriError::NoChannel(SshError::StreamLocalRefused { prohibited: false, reason, .. })) => {
+            Err(CriError::NoChannel(SshError::StreamLocalRefused { reason, .. })) => {
                 eprintln!("as ops: {reason}")
             }
             other => panic!("ops may not open the root-only socket: {other:?}"),

@@ -161,16 +161,11 @@ pub enum SshError {
     #[error("{host}: connection lost while {phase}: {reason}")]
     ConnectionLost { host: String, phase: Phase, reason: String },
 
-    /// sshd would not open a `direct-streamlocal@openssh.com` channel to `socket`.
+    /// sshd would not open a `direct-streamlocal@openssh.com` channel to `socket`. OpenSSH
+    /// gives the same answer whether the socket is missing, not the login user's, or such
+    /// channels are forbidden (AllowStreamLocalForwarding no): `reason` says so.
     #[error("{host}: sshd did not open a channel to the socket {socket}: {reason}")]
-    StreamLocalRefused {
-        host: String,
-        socket: String,
-        /// True when sshd forbids such channels (AllowStreamLocalForwarding no); false when
-        /// it could not connect to the socket (missing, or not the login user's to open).
-        prohibited: bool,
-        reason: String,
-    },
+    StreamLocalRefused { host: String, socket: String, reason: String },
 
     #[error("{host}: cannot {what}: {reason}")]
     InvalidRequest { host: String, what: String, reason: String },

@@ -20,13 +20,11 @@ pub type StreamLocal = russh::ChannelStream<Msg>;
 
 impl Session {
     /// Opens a channel to the Unix socket `socket` on the host, within `limit`.
-    /// [`SshError::StreamLocalRefused`] when sshd says no (`prohibited` tells a forbidding
-    /// sshd from a socket it could not connect to).
+    /// [`SshError::StreamLocalRefused`] when sshd says no.
     pub async fn open_streamlocal(&self, socket: &str, limit: Duration) -> Result<StreamLocal, SshError> {
-        let refused = |prohibited: bool, reason: String| SshError::StreamLocalRefused {
+        let refused = |reason: String| SshError::StreamLocalRefused {
             host: self.inner.host.clone(),
             socket: socket.to_string(),
-            prohibited,
             reason,
         };
         match timeout(limit, self.inner.handle.channel_open_direct_streamlocal(socket)).await {
@@ -38,21 +36,22 @@ impl Session {
             }),
             Ok(Ok(channel)) => Ok(channel.into_stream()),
             Ok(Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::AdministrativelyProhibited))) => Err(refused(
-                true,
-                "sshd forbids forwarding to Unix sockets (AllowStreamLocalForwarding no / DisableForwarding yes)"
-                    .into(),
+                "sshd forbids forwarding to Unix sockets (AllowStreamLocalForwarding / DisableForwarding)".into(),
             )),
-            Ok(Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed))) => Err(refused(
-                false,
-                format!("sshd could not connect to it as {:?} (missing, or not accessible to that user)", self.user()),
-            )),
-            Ok(Err(russh::Error::ChannelOpenFailure(other))) => Err(refused(false, format!("{other:?}"))),
+            // OpenSSH (9.2 measured) answers "connect failed" also when it refuses the
+            // forwarding by configuration; its log says which ("refused streamlocal port forward").
+            Ok(Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed))) => Err(refused(format!(
+                "the socket is missing or not {:?}'s to open, or sshd forbids forwarding to Unix sockets \
+                 (AllowStreamLocalForwarding no)",
+                self.user()
+            ))),
+            Ok(Err(russh::Error::ChannelOpenFailure(other))) => Err(refused(format!("{other:?}"))),
             Ok(Err(e)) if self.inner.handle.is_closed() => Err(SshError::ConnectionLost {
                 host: self.inner.host.clone(),
                 phase: Phase::StreamLocal(socket.to_string()),
                 reason: e.to_string(),
             }),
-            Ok(Err(e)) => Err(refused(false, e.to_string())),
+            Ok(Err(e)) => Err(refused(e.to_string())),
         }
     }
 }
