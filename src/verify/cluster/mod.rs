@@ -119,4 +119,28 @@ mod tests {
         assert_eq!(s.iter().map(|c| c.check.as_str()).collect::<Vec<_>>(), [NODES_READY, DNS, SMOKE]);
         assert!(s.iter().all(|c| c.status == Status::Skip && c.evidence == NO_APISERVER));
     }
+
+    /// A kube-apiserver that does not answer (nothing listens on its port): all three
+    /// fail, saying so, with the endpoint as their target; none passes for lack of data.
+    #[tokio::test]
+    async fn an_unreachable_kube_apiserver_fails_all_three_naming_the_endpoint() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ha.toml");
+        let text = include_str!("../../../inventories/example-ha.toml")
+            .replace("api_endpoint = \"k8s-api.prod.example.com\"", "api_endpoint = \"127.0.0.1\"")
+            .replace("api_port = 6443", &format!("api_port = {port}"));
+        std::fs::write(&path, text).unwrap();
+        let loaded = crate::inventory::load(&path).unwrap();
+        crate::pki::ensure(&loaded.inventory, &loaded.state_dir()).unwrap();
+        let material = Material::load(&loaded).unwrap();
+        let results = run(&loaded.inventory, &material, Duration::from_secs(2)).await;
+        assert_eq!(results.len(), 3);
+        for r in &results {
+            assert_eq!(r.status, Status::Fail, "{r:?}");
+            assert_eq!(r.target.as_deref(), Some(format!("https://127.0.0.1:{port}").as_str()));
+            assert!(r.evidence.contains("refused") || r.evidence.contains("cannot connect"), "{r:?}");
+            assert!(!r.evidence.contains("deleted"), "nothing was made, nothing to delete: {r:?}");
+        }
+    }
 }

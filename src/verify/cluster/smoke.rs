@@ -51,10 +51,13 @@ pub async fn run(api: &ApiClient, inv: &Inventory) -> CheckResult {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Failed(format!("no verdict within {}s", LIMIT.as_secs())),
     };
+    // Nothing to clean up, nor to report, when not even the namespace was made (the API
+    // did not answer, or refused it); deleting is still tried in case it was.
+    let made_nothing = matches!(&outcome, Outcome::NotCreated { made: 0, .. });
     let elapsed = started.elapsed().as_secs_f64();
     let (mut status, mut evidence) = match outcome {
         Outcome::Passed => (Status::Pass, format!("the client Job succeeded after {elapsed:.1}s")),
-        Outcome::NotCreated(why) => (Status::Fail, why),
+        Outcome::NotCreated { why, .. } => (Status::Fail, why),
         Outcome::Failed(why) => {
             let seen = diagnostics(api, &namespace).await;
             (Status::Fail, format!("{why} after {elapsed:.1}s; {seen}"))
@@ -63,6 +66,7 @@ pub async fn run(api: &ApiClient, inv: &Inventory) -> CheckResult {
     // Always: deleting the namespace deletes the pods, the Service and the Job with it.
     let path = format!("/api/v1/namespaces/{namespace}");
     match api.send(Method::DELETE, &path, "application/json", None).await {
+        _ if made_nothing => {}
         Ok(r) if r.status < 300 || r.status == 404 => evidence.push_str(&format!("; namespace {namespace} deleted")),
         Ok(r) => note_left_behind(&mut status, &mut evidence, &namespace, &r.describe()),
         Err(e) => note_left_behind(&mut status, &mut evidence, &namespace, &format!("{e:#}")),
@@ -80,22 +84,27 @@ fn note_left_behind(status: &mut Status, evidence: &mut String, namespace: &str,
 
 enum Outcome {
     Passed,
-    /// An object was refused (e.g. Pod Security): nothing ran.
-    NotCreated(String),
+    /// An object was refused (e.g. Pod Security) or the API did not answer: nothing ran.
+    /// `made`: how many objects had been created before.
+    NotCreated {
+        why: String,
+        made: usize,
+    },
     Failed(String),
 }
 
 /// Creates the objects in order, then watches the Job until it succeeds or fails.
 async fn exercise(api: &ApiClient, objects: &[ApiObject]) -> Outcome {
-    for o in objects {
-        match api.server_side_apply(&o.path, &o.body).await {
-            Ok(r) if r.status < 300 => {}
-            Ok(r) => return Outcome::NotCreated(format!("creating {} {}: {}", o.kind, o.name, r.describe())),
-            Err(e) => return Outcome::NotCreated(format!("creating {} {}: {e:#}", o.kind, o.name)),
-        }
+    for (made, o) in objects.iter().enumerate() {
+        let why = match api.server_side_apply(&o.path, &o.body).await {
+            Ok(r) if r.status < 300 => continue,
+            Ok(r) => r.describe(),
+            Err(e) => format!("{e:#}"),
+        };
+        return Outcome::NotCreated { why: format!("creating {} {}: {why}", o.kind, o.name), made };
     }
     let Some(job) = objects.iter().find(|o| o.kind == "Job") else {
-        return Outcome::NotCreated("the smoke template has no Job".into());
+        return Outcome::NotCreated { why: "the smoke template has no Job".into(), made: objects.len() };
     };
     loop {
         tokio::time::sleep(POLL).await;
