@@ -11,7 +11,6 @@
 //! evidence says which path was taken and why.
 
 use std::collections::BTreeMap;
-
 use std::time::Duration;
 
 use futures::future::join_all;
