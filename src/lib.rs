@@ -7,6 +7,7 @@ pub mod apply;
 pub mod artifacts;
 pub mod cis;
 pub mod cli;
+pub mod cri;
 pub mod desired;
 pub mod etcd;
 pub mod fsutil;

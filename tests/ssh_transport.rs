@@ -425,10 +425,14 @@ async fn write_file_atomic_sets_content_mode_owner_and_leaves_no_temp_files() {
     assert!(err.to_string().contains("no-such-user-xyz"), "{err}");
     assert_eq!(fs::read(&file).unwrap(), b"", "target untouched after a failed write");
     fs::create_dir(dir.join("adir")).unwrap();
-    let err = session.write_file_atomic(dir.join("adir").to_str().unwrap(), b"x", 0o644, "root", "root").await.unwrap_err();
+    let err =
+        session.write_file_atomic(dir.join("adir").to_str().unwrap(), b"x", 0o644, "root", "root").await.unwrap_err();
     assert!(matches!(err, SshError::CommandFailed { .. }), "{err}");
     assert!(fs::metadata(dir.join("adir")).unwrap().is_dir());
-    let err = session.write_file_atomic(dir.join("missing/f").to_str().unwrap(), b"x", 0o644, "root", "root").await.unwrap_err();
+    let err = session
+        .write_file_atomic(dir.join("missing/f").to_str().unwrap(), b"x", 0o644, "root", "root")
+        .await
+        .unwrap_err();
     assert!(matches!(err, SshError::CommandFailed { .. }), "{err}");
     assert!(temp_leftovers(&dir).is_empty(), "{:?}", temp_leftovers(&dir));
     assert!(temp_leftovers(&dir.join("adir")).is_empty());
@@ -493,7 +497,11 @@ async fn a_changed_host_key_is_refused_with_both_fingerprints_even_under_accept_
     let old = pub_line(&impostor);
     let mut parts = old.split_whitespace();
     let kh = lab.path("known_hosts");
-    fs::write(&kh, format!("# pinned earlier\n{} {} {}\n", sshd.lookup(), parts.next().unwrap(), parts.next().unwrap())).unwrap();
+    fs::write(
+        &kh,
+        format!("# pinned earlier\n{} {} {}\n", sshd.lookup(), parts.next().unwrap(), parts.next().unwrap()),
+    )
+    .unwrap();
 
     for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
         let mut target = lab.target(&sshd, &kh);
@@ -902,4 +910,51 @@ async fn loopback_latency_figures() {
         upload,
         16.0 / upload.as_secs_f64()
     );
+}
+
+/// A byte stream to a Unix socket on the host (what verify's CRI client rides on): bytes
+/// go both ways; a missing socket and an sshd forbidding such channels are refusals whose
+/// reason names both causes (OpenSSH answers both alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamlocal_channels_reach_unix_sockets_unless_sshd_forbids_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lab = Lab::new();
+    let socket = lab.path("echo.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = [0u8; 64];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let _ = conn.write_all(&buf[..n].to_ascii_uppercase());
+        }
+    });
+    let sshd = lab.sshd(25, "");
+    let forbidding = lab.sshd(26, "AllowStreamLocalForwarding no");
+    let kh = lab.known_hosts("known_hosts", &[&sshd, &forbidding]);
+    let limit = Duration::from_secs(5);
+
+    let s = Session::connect(&lab.target(&sshd, &kh)).await.unwrap();
+    let mut stream = s.open_streamlocal(socket.to_str().unwrap(), limit).await.unwrap();
+    stream.write_all(b"through the socket").await.unwrap();
+    let mut answer = vec![0u8; 18];
+    tokio::time::timeout(limit, stream.read_exact(&mut answer)).await.unwrap().unwrap();
+    assert_eq!(answer, b"THROUGH THE SOCKET");
+
+    let missing = lab.path("missing.sock");
+    match s.open_streamlocal(missing.to_str().unwrap(), limit).await {
+        Err(SshError::StreamLocalRefused { host, reason, .. }) => {
+            assert_eq!(host, "node25");
+            assert!(reason.contains("missing or not \"root\"'s to open"), "{reason}");
+        }
+        other => panic!("a missing socket: {:?}", other.map(|_| "a stream")),
+    }
+    let f = Session::connect(&lab.target(&forbidding, &kh)).await.unwrap();
+    let err = f.open_streamlocal(socket.to_str().unwrap(), limit).await.map(|_| ()).unwrap_err();
+    // OpenSSH answers as for a missing socket; the reason names both, its log tells which.
+    assert!(matches!(err, SshError::StreamLocalRefused { .. }), "{err}");
+    assert!(err.to_string().contains("AllowStreamLocalForwarding no"), "{err}");
+    assert!(forbidding.log().contains("refused streamlocal port forward"), "{}", forbidding.log());
+    // The session is still good for commands.
+    assert_eq!(f.exec("echo still", None).await.unwrap().stdout_text(), "still\n");
 }

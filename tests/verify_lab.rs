@@ -106,9 +106,16 @@ fn verify_after_apply_passes_then_fails_naming_check_and_host() {
         assert_eq!(c["status"], "pass", "{c:#}");
         assert_eq!(hosts(c), vec!["node1", "node2", "node3"]);
     }
-    for name in
-        ["rbac.anonymous", "rbac.authorization-mode", "rbac.unbound-identity", "rbac.admin", "encryption.new-secret"]
-    {
+    for name in [
+        "rbac.anonymous",
+        "rbac.authorization-mode",
+        "rbac.unbound-identity",
+        "rbac.admin",
+        "encryption.new-secret",
+        "cluster.nodes-ready",
+        "cluster.dns",
+        "cluster.smoke",
+    ] {
         let c = one(&report, name, None);
         assert_eq!((c["status"].as_str(), c["evidence"].as_str()), (Some("skip"), Some(NO_APISERVER)), "{name}");
     }

@@ -16,6 +16,8 @@ use crate::render::context::BaseCtx;
 pub const TEMPLATE: &str = "bootstrap-rbac.yaml";
 /// CoreDNS and its `kube-dns` Service (see `cluster_dns`).
 pub const COREDNS_TEMPLATE: &str = "coredns.yaml";
+/// verify's smoke test: a namespace, a server pod and Service, a client Job.
+pub const SMOKE_TEMPLATE: &str = "smoke-test.yaml";
 
 /// One object as apply sends it. `body` holds no secret (RBAC objects, CoreDNS's
 /// configuration), but it is kept out of the plan's JSON all the same: the plan shows
@@ -39,8 +41,19 @@ pub fn bootstrap_rbac(templates: &Templates, inv: &Inventory) -> anyhow::Result<
 /// host's files get (so the DNS Service's address is the very value the kubelets'
 /// clusterDNS holds, computed once in `BaseCtx`), plus the identities bootstrap RBAC binds.
 pub fn render(templates: &Templates, template: &str, inv: &Inventory) -> anyhow::Result<Vec<ApiObject>> {
+    render_with(templates, template, inv, tera::Context::new())
+}
+
+/// Like [`render`], with `extra` values on top (verify's smoke test: its namespace, token).
+pub fn render_with(
+    templates: &Templates,
+    template: &str,
+    inv: &Inventory,
+    extra: tera::Context,
+) -> anyhow::Result<Vec<ApiObject>> {
     let base = BaseCtx::new(inv)?;
     let mut ctx = tera::Context::from_serialize(&base).context("cannot build the template context")?;
+    ctx.extend(extra);
     ctx.insert("admin_group", ADMIN_GROUP);
     ctx.insert("apiserver_kubelet_client_user", APISERVER_KUBELET_CLIENT_USER);
     let text = templates.render(template, &ctx)?;
@@ -56,7 +69,8 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<ApiObject>> {
             continue;
         }
         let field = |name: &str| body.pointer(name).and_then(Value::as_str).map(str::to_string);
-        let (Some(api_version), Some(kind), Some(name)) = (field("/apiVersion"), field("/kind"), field("/metadata/name"))
+        let (Some(api_version), Some(kind), Some(name)) =
+            (field("/apiVersion"), field("/kind"), field("/metadata/name"))
         else {
             bail!("document {} needs apiVersion, kind and metadata.name", i + 1);
         };
@@ -81,13 +95,17 @@ fn object_path(api_version: &str, kind: &str, namespace: Option<&str>, name: &st
     let (resource, namespaced) = match (api_version, kind) {
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => ("clusterroles", false),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => ("clusterrolebindings", false),
+        ("v1", "Namespace") => ("namespaces", false),
         ("v1", "ServiceAccount") => ("serviceaccounts", true),
+        ("v1", "Pod") => ("pods", true),
         ("v1", "ConfigMap") => ("configmaps", true),
         ("v1", "Service") => ("services", true),
         ("apps/v1", "Deployment") => ("deployments", true),
+        ("batch/v1", "Job") => ("jobs", true),
         _ => bail!(
             "{api_version} {kind} is not a kind provision applies (rbac.authorization.k8s.io/v1 \
-             ClusterRole or ClusterRoleBinding; v1 ServiceAccount, ConfigMap or Service; apps/v1 Deployment)"
+             ClusterRole or ClusterRoleBinding; v1 Namespace, ServiceAccount, Pod, ConfigMap or Service; \
+             apps/v1 Deployment; batch/v1 Job)"
         ),
     };
     // The core group lives under /api, every other group under /apis.
@@ -139,7 +157,10 @@ mod tests {
         assert_eq!(binding["subjects"][0]["name"], APISERVER_KUBELET_CLIENT_USER);
         assert_eq!(binding["roleRef"]["name"], "system:kube-apiserver-to-kubelet");
         let admins = &objects[2].body;
-        assert_eq!(admins["subjects"][0], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ADMIN_GROUP}));
+        assert_eq!(
+            admins["subjects"][0],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ADMIN_GROUP})
+        );
         assert_eq!(admins["roleRef"]["name"], "cluster-admin");
         // CIS 5.1.3: no wildcard verbs or resources in what provision creates.
         let role = objects[0].body.to_string();
@@ -155,7 +176,8 @@ mod tests {
         assert!(format!("{err:#}").contains("document 1: v1 ClusterRole is not a kind"), "{err:#}");
         let err = parse("---\nkind: ClusterRole\n").unwrap_err();
         assert!(format!("{err:#}").contains("needs apiVersion, kind and metadata.name"), "{err:#}");
-        let err = parse("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: a/b}\n").unwrap_err();
+        let err =
+            parse("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: a/b}\n").unwrap_err();
         assert!(format!("{err:#}").contains("not a valid object name"), "{err:#}");
         assert!(parse("---\n---\n").unwrap().is_empty());
         let err = parse("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n").unwrap_err();

@@ -33,6 +33,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("kube-proxy-config.yaml", include_str!("../../templates/kube-proxy-config.yaml")),
     ("bootstrap-rbac.yaml", include_str!("../../templates/bootstrap-rbac.yaml")),
     ("coredns.yaml", include_str!("../../templates/coredns.yaml")),
+    ("smoke-test.yaml", include_str!("../../templates/smoke-test.yaml")),
     ("containerd-config.toml", include_str!("../../templates/containerd-config.toml")),
     ("containerd.service", include_str!("../../templates/containerd.service")),
     ("provision-k8s-modules.conf", include_str!("../../templates/provision-k8s-modules.conf")),

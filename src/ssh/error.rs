@@ -21,6 +21,8 @@ pub enum Phase {
     SudoCheck,
     /// Opening the forwarded channel from the jump host to the target.
     JumpChannel,
+    /// Opening a `direct-streamlocal` channel to a Unix socket on the host (its path).
+    StreamLocal(String),
     /// Running a command (its short form).
     Command(String),
 }
@@ -33,6 +35,7 @@ impl fmt::Display for Phase {
             Phase::Authentication => f.write_str("authenticating"),
             Phase::SudoCheck => f.write_str("checking `sudo -n true`"),
             Phase::JumpChannel => f.write_str("opening the forwarded channel through the jump host"),
+            Phase::StreamLocal(socket) => write!(f, "opening a channel to the socket {socket}"),
             Phase::Command(cmd) => write!(f, "running `{cmd}`"),
         }
     }
@@ -158,6 +161,12 @@ pub enum SshError {
     #[error("{host}: connection lost while {phase}: {reason}")]
     ConnectionLost { host: String, phase: Phase, reason: String },
 
+    /// sshd would not open a `direct-streamlocal@openssh.com` channel to `socket`. OpenSSH
+    /// gives the same answer whether the socket is missing, not the login user's, or such
+    /// channels are forbidden (AllowStreamLocalForwarding no): `reason` says so.
+    #[error("{host}: sshd did not open a channel to the socket {socket}: {reason}")]
+    StreamLocalRefused { host: String, socket: String, reason: String },
+
     #[error("{host}: cannot {what}: {reason}")]
     InvalidRequest { host: String, what: String, reason: String },
 
@@ -173,6 +182,7 @@ impl SshError {
             | SshError::Timeout { host, .. }
             | SshError::AuthRefused { host, .. }
             | SshError::NoCredentials { host, .. }
+            | SshError::StreamLocalRefused { host, .. }
             | SshError::EncryptedKey { host, .. }
             | SshError::KeyFile { host, .. }
             | SshError::SudoNeedsPassword { host, .. }

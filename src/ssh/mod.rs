@@ -43,6 +43,8 @@
 //! - Authentication is by public key only: `ssh.private_key` (ed25519, ecdsa, rsa; a
 //!   passphrase-protected key must be loaded into ssh-agent), otherwise every ssh-agent key
 //!   and then ~/.ssh/id_ed25519, id_ecdsa, id_rsa. Passwords are never used.
+//! - [`Session::open_streamlocal`] gives a byte stream to a Unix socket on the host (sshd
+//!   connects as the login user, not through sudo).
 //! - Every error names the host; match on [`SshError`]'s variants to tell the kinds apart.
 
 // SshError carries the facts its message needs (fingerprints, files, methods), which makes
@@ -59,11 +61,13 @@ mod jump;
 pub mod known_hosts;
 mod session;
 pub mod shell;
+mod streamlocal;
 mod target;
 mod write;
 
 pub use error::{Phase, SshError};
 pub use exec::{NO_EXIT_STATUS, Output};
 pub use session::{MAX_CONCURRENT_COMMANDS, Session};
+pub use streamlocal::StreamLocal;
 pub use target::{Credentials, DEFAULT_KEY_FILES, JumpHost, KnownHostsFiles, Target};
 pub use write::TEMP_PREFIX;

@@ -15,12 +15,19 @@
 //! - `rbac.anonymous` / `rbac.authorization-mode` / `rbac.unbound-identity` / `rbac.admin` (rbac.rs)
 //! - `files.private`: keys, kubeconfigs and the encryption config are owner-only
 //! - `cis.<id>`: the CIS Kubernetes Benchmark checks on the running processes and files
+//! - `runtime.pods`: containerd's CRI answers v1 and is ready, runc, CNI plugins, the
+//!   node's slice and pod routes (runtime.rs; CRI over SSH via src/cri/)
+//! - `cluster.nodes-ready` / `cluster.dns` / `cluster.smoke`: every kubelet host a Ready
+//!   Node, CoreDNS available at the kubelets' clusterDNS, a pod reached through a Service
+//!   and DNS (cluster/)
 //!
 //! Nothing on the hosts or in the state directory is changed, except what a check needs
 //! for a moment and removes: a scratch restore directory, one Secret named
-//! provision-verify-<random> (when a kube-apiserver runs).
+//! provision-verify-<random>, one namespace provision-smoke-<random> with the smoke
+//! test's pods, Service and Job (when a kube-apiserver runs).
 
 pub mod cis_hosts;
+pub mod cluster;
 pub mod encryption;
 pub mod host_checks;
 pub mod host_facts;
@@ -59,6 +66,8 @@ pub enum Group {
     Cis,
     /// The runtime tier (containerd, runc, CNI plugins, the node's slice and pod routes).
     Runtime,
+    /// The cluster through the API: nodes Ready, CoreDNS, the smoke test.
+    Cluster,
 }
 
 #[derive(Debug, Clone)]
@@ -101,20 +110,16 @@ pub async fn run_with_sessions(
 
     // The API checks and the encryption keys need the hosts only when Kubernetes runs there.
     let kubernetes = inv.artifacts.kubernetes != crate::inventory::KubernetesSource::Skip;
-    let needs_ssh = [Group::Units, Group::Files, Group::Cis, Group::Snapshot, Group::Runtime].iter().any(|g| opts.wants(*g))
-        || (kubernetes && (opts.wants(Group::Rbac) || opts.wants(Group::Encryption)));
+    let needs_ssh =
+        [Group::Units, Group::Files, Group::Cis, Group::Snapshot, Group::Runtime].iter().any(|g| opts.wants(*g))
+            || (kubernetes && (opts.wants(Group::Rbac) || opts.wants(Group::Encryption)));
     let (sessions, opened, unreachable) =
         if needs_ssh { connect_all(loaded, sessions).await } else { (BTreeMap::new(), Vec::new(), BTreeMap::new()) };
     let etcd_members = members(inv);
 
     let tls_checks = async { if opts.wants(Group::Tls) { tls::run(inv, &material, limit).await } else { Vec::new() } };
     let etcd_side = async {
-        let health = health::check(
-            &etcd_members,
-            &material.etcd_client,
-            HealthOptions::for_cluster(inv, limit),
-        )
-        .await;
+        let health = health::check(&etcd_members, &material.etcd_client, HealthOptions::for_cluster(inv, limit)).await;
         let healthy = pick_member(&etcd_members, &health);
         let snapshot = async {
             if opts.wants(Group::Snapshot) {
@@ -154,8 +159,10 @@ pub async fn run_with_sessions(
         .await;
         (gathered, rbac)
     };
-    let (tls_results, (health, encryption_results, snapshot_results), (gathered, rbac_results)) =
-        tokio::join!(tls_checks, etcd_side, host_side);
+    let cluster_side =
+        async { if opts.wants(Group::Cluster) { cluster::run(inv, &material, limit).await } else { Vec::new() } };
+    let (tls_results, (health, encryption_results, snapshot_results), (gathered, rbac_results), cluster_results) =
+        tokio::join!(tls_checks, etcd_side, host_side, cluster_side);
 
     let mut checks = Vec::new();
     if needs_ssh {
@@ -178,10 +185,11 @@ pub async fn run_with_sessions(
         checks.extend(cis_hosts::run(inv, &gathered));
     }
     if opts.wants(Group::Runtime)
-        && let Some(result) = runtime::run(inv, &sessions).await
+        && let Some(result) = runtime::run(inv, &sessions, limit).await
     {
         checks.push(result);
     }
+    checks.extend(cluster_results);
     for s in &opened {
         s.close().await;
     }
@@ -285,7 +293,9 @@ fn health_result(h: &ClusterHealth) -> CheckResult {
     }
     let (status, hosts) = match h.verdict {
         Verdict::Healthy if h.warnings.is_empty() => (Status::Pass, h.members.iter().map(|m| m.name.clone()).collect()),
-        Verdict::Healthy => (Status::Warn, h.members.iter().filter(|m| !m.warnings.is_empty()).map(|m| m.name.clone()).collect()),
+        Verdict::Healthy => {
+            (Status::Warn, h.members.iter().filter(|m| !m.warnings.is_empty()).map(|m| m.name.clone()).collect())
+        }
         _ => (Status::Fail, bad.iter().map(|m| m.name.clone()).collect()),
     };
     CheckResult::cluster(ETCD_HEALTH, title, status, evidence).with_hosts(hosts)

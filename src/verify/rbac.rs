@@ -21,10 +21,10 @@ use rcgen::{
 use zeroize::Zeroizing;
 
 use super::cis_hosts::Gathered;
-use crate::kube::api::{ApiClient, ApiResponse, METADATA_ONLY};
 use super::material::Material;
-use super::report::{CheckResult, HostOutcome, Status};
+use super::report::{CheckResult, HostOutcome, Status, Titles};
 use crate::inventory::{Inventory, KubernetesSource, Role};
+use crate::kube::api::{ApiClient, ApiResponse, METADATA_ONLY};
 use crate::pki::Issued;
 
 pub const ANONYMOUS: &str = "rbac.anonymous";
@@ -34,20 +34,20 @@ pub const ADMIN: &str = "rbac.admin";
 
 pub const NO_APISERVER: &str = "skipped: no kube-apiserver on this cluster (artifacts.kubernetes = skip)";
 
-const TITLES: [(&str, &str); 4] = [
+const TITLES: Titles = Titles(&[
     (ANONYMOUS, "an anonymous request is not authenticated (401)"),
     (AUTHORIZATION_MODE, "kube-apiserver authorizes with Node and RBAC, never AlwaysAllow"),
     (UNBOUND, "a valid identity with no bindings is denied listing Secrets (403)"),
     (ADMIN, "the admin identity lists Secrets"),
-];
+]);
 
 fn title(check: &str) -> &'static str {
-    TITLES.iter().find(|(c, _)| *c == check).map(|(_, t)| *t).unwrap_or("")
+    TITLES.of(check)
 }
 
 pub async fn run(inv: &Inventory, material: &Material, gathered: &Gathered, limit: Duration) -> Vec<CheckResult> {
     if inv.artifacts.kubernetes == KubernetesSource::Skip {
-        return TITLES.iter().map(|(c, t)| CheckResult::skipped(c, t, NO_APISERVER)).collect();
+        return TITLES.skipped(NO_APISERVER);
     }
     let api = |identity: Option<&Issued>| {
         ApiClient::new(&inv.cluster.api_endpoint, inv.cluster.api_port, &material.cluster_ca_pem, identity, limit)

@@ -122,6 +122,20 @@ impl CheckResult {
     }
 }
 
+/// A group's check names with their titles (what each proves), in report order.
+pub struct Titles(pub &'static [(&'static str, &'static str)]);
+
+impl Titles {
+    pub fn of(&self, check: &str) -> &'static str {
+        self.0.iter().find(|(c, _)| *c == check).map(|(_, t)| *t).unwrap_or("")
+    }
+
+    /// Every check of the group, skipped for `reason`.
+    pub fn skipped(&self, reason: &str) -> Vec<CheckResult> {
+        self.0.iter().map(|(c, t)| CheckResult::skipped(c, t, reason)).collect()
+    }
+}
+
 /// "node1: x; node2: y", or "node1, node2, node3: x" when every host saw the same.
 fn summarize(outcomes: &[&HostOutcome]) -> String {
     let Some(first) = outcomes.first() else {
@@ -271,7 +285,11 @@ mod tests {
         let report = Report::new("lab", "i.toml", vec![r, CheckResult::cluster("y", "t", Status::Pass, "e")], 0.5);
         assert!(report.ok);
         assert_eq!((report.passed, report.warned, report.failed), (1, 1, 0));
-        assert!(report.summary().starts_with("verified: 1 passed, 1 warned, 0 failed, 0 skipped"), "{}", report.summary());
+        assert!(
+            report.summary().starts_with("verified: 1 passed, 1 warned, 0 failed, 0 skipped"),
+            "{}",
+            report.summary()
+        );
         assert_eq!(serde_json::to_value(&report).unwrap()["checks"][0]["status"], "warn");
     }
 }

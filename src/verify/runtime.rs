@@ -1,28 +1,75 @@
-//! `runtime.pods`: on every host with the runtime tier, what pods need from the node,
-//! read over SSH in one round trip: containerd answers on its socket (client and server
-//! version from `ctr version`), runc and the bridge/host-local CNI plugins are there
-//! (their versions), the CNI config's subnet is the node's slice, the kernel routes
-//! every other node's slice via that node's address, and pod egress is masqueraded while
-//! pod-to-pod traffic is not (the nat chain of templates/pod-masquerade.rules).
+//! `runtime.pods`: on every host with the runtime tier, what pods need from the node:
+//! containerd's CRI answers as the kubelet will ask it (CRI v1, RuntimeReady; NetworkReady
+//! false is a warning: the CNI config is not loaded yet), runc and the bridge/host-local
+//! CNI plugins are there (their versions), the CNI config's subnet is the node's slice,
+//! the kernel routes every other node's slice via that node's address, and pod egress is
+//! masqueraded while pod-to-pod traffic is not (the nat chain of
+//! templates/pod-masquerade.rules).
+//!
+//! CRI is asked over gRPC through an SSH channel to containerd's socket (src/cri/). sshd
+//! opens that socket as the login user and it is root-only, so for a sudo login (or an
+//! sshd forbidding the channel) `crictl` under sudo answers instead when the host has it,
+//! else `ctr version` (containerd's own API: proves the daemon, not its CRI plugin); the
+//! evidence says which path was taken and why.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::report::{CheckResult, HostOutcome};
+use super::report::{CheckResult, HostOutcome, Status};
+use crate::cri::{self, CriAnswer, CriError};
 use crate::inventory::Inventory;
 use crate::inventory::pod_slices::{self, NodeSlice};
 use crate::render::paths;
 use crate::render::pod_network::{self, PodNetworkCtx};
-use crate::ssh::Session;
+use crate::ssh::{Session, SshError};
 
 pub const RUNTIME_PODS: &str = "runtime.pods";
 
-/// The one script: sections between `== name` markers, read by `judge`.
-fn script(ipv6: bool) -> String {
+/// How CRI was asked on a host, before the script runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CriProbe {
+    /// gRPC through the SSH channel answered.
+    Answered(CriAnswer),
+    /// The channel opened but CRI did not answer properly (the plugin is off, ...).
+    Failed(String),
+    /// Not asked over SSH, and why: the script tries crictl, else ctr.
+    NotAsked(String),
+}
+
+/// CRI through SSH when the login may open the root-only socket, else the reason not to.
+async fn probe(session: &Session, limit: Duration) -> CriProbe {
+    if session.uses_sudo() {
+        return CriProbe::NotAsked(format!("login is '{}', the socket is root-only", session.user()));
+    }
+    match cri::ask(session, paths::CONTAINERD_SOCKET, limit).await {
+        Ok(answer) => CriProbe::Answered(answer),
+        // The host name is the outcome's already.
+        Err(CriError::NoChannel(SshError::StreamLocalRefused { reason, .. })) => CriProbe::NotAsked(reason),
+        Err(CriError::NoChannel(e)) => CriProbe::NotAsked(e.to_string()),
+        Err(e) => CriProbe::Failed(e.to_string()),
+    }
+}
+
+/// The one script: sections between `== name` markers, read by `judge`; crictl (under
+/// the sudo every command runs with) only when CRI was not asked over SSH.
+fn script(crictl: bool, ipv6: bool) -> String {
+    let crictl = if crictl {
+        format!(
+            "echo '== crictl'; if command -v crictl >/dev/null 2>&1; then \
+             crictl --runtime-endpoint unix://{socket} version 2>&1; \
+             echo '== crictl-info'; crictl --runtime-endpoint unix://{socket} info 2>&1; \
+             else echo '{NO_CRICTL}'; fi\n",
+            socket = paths::CONTAINERD_SOCKET
+        )
+    } else {
+        String::new()
+    };
     format!(
         "PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n\
          echo '== ctr'; ctr --address {socket} version 2>&1\n\
+         {crictl}\
          echo '== runc'; runc --version 2>&1 | head -n 1\n\
          echo '== cni'; for p in {plugins}; do [ -x {bin}/$p ] && echo \"$p $({bin}/$p 2>&1 | head -n 1)\" || echo \"$p missing\"; done\n\
          echo '== conflist'; cat {conflist} 2>&1\n\
@@ -44,19 +91,20 @@ fn cni_plugins() -> Vec<&'static str> {
     crate::render::runtime::PREINSTALLED_BINARIES.iter().filter_map(|(p, _)| p.strip_prefix(dir.as_str())).collect()
 }
 
-/// None when no host has the runtime tier (the check is not run).
-pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>) -> Option<CheckResult> {
+const NO_CRICTL: &str = "no crictl on the host";
+
+/// None when no host has the runtime tier (the check is not run). `limit` bounds each
+/// CRI call.
+pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>, limit: Duration) -> Option<CheckResult> {
     if inv.artifacts.runtime_source() == crate::inventory::RuntimeSource::Skip {
         return None;
     }
     let slices: Vec<NodeSlice> = pod_slices::of_inventory(inv).ok()?;
-    let pod_cidr = inv.cluster.pod_cidr.to_string();
-    let script = script(inv.cluster.pod_cidr.addr().is_ipv6());
     if slices.is_empty() {
         return None;
     }
     let outcomes = join_all(slices.iter().map(|s| {
-        let (slices, script, pod_cidr) = (&slices, &script, &pod_cidr);
+        let slices = &slices;
         async move {
             let Some(net) = pod_network::for_host(slices, &s.host) else {
                 return HostOutcome::fail(&s.host, "no pod slice");
@@ -64,19 +112,32 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>) -> Optio
             let Some(session) = sessions.get(&s.host) else {
                 return HostOutcome::fail(&s.host, "no SSH session");
             };
-            // exec runs as root (sudo -n for a non-root login): ctr needs the root-only socket.
-            match session.exec(script, None).await {
-                Ok(out) => judge(&s.host, &net, pod_cidr, &out.stdout_text()),
-                Err(e) => HostOutcome::fail(&s.host, format!("reading the runtime: {e:#}")),
-            }
+            check_host(session, &net, &inv.cluster.pod_cidr, limit).await
         }
     }))
     .await;
     Some(CheckResult::from_hosts(
         RUNTIME_PODS,
-        "containerd answers, runc and the CNI plugins are there, the CNI subnet is the node's slice, routes to every other slice",
+        "containerd's CRI answers and is ready, runc and the CNI plugins are there, the CNI subnet is the node's slice, \
+         routes to every other slice",
         outcomes,
     ))
+}
+
+/// One host's part: CRI asked over SSH (or why not), then the script, judged.
+pub async fn check_host(
+    session: &Session,
+    net: &PodNetworkCtx,
+    pod_cidr: &ipnet::IpNet,
+    limit: Duration,
+) -> HostOutcome {
+    let cri = probe(session, limit).await;
+    // exec runs as root (sudo -n for a non-root login): ctr and crictl need the root-only socket.
+    let script = script(matches!(cri, CriProbe::NotAsked(_)), pod_cidr.addr().is_ipv6());
+    match session.exec(&script, None).await {
+        Ok(out) => judge(session.host(), net, &pod_cidr.to_string(), &out.stdout_text(), &cri),
+        Err(e) => HostOutcome::fail(session.host(), format!("reading the runtime: {e:#}")),
+    }
 }
 
 fn sections(text: &str) -> BTreeMap<&str, Vec<&str>> {
@@ -93,19 +154,31 @@ fn sections(text: &str) -> BTreeMap<&str, Vec<&str>> {
     out
 }
 
-/// Pure: the host's outcome from the script's output (unit-tested).
-pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str) -> HostOutcome {
+/// Pure: the host's outcome from the CRI probe and the script's output (unit-tested).
+pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str, cri: &CriProbe) -> HostOutcome {
     let s = sections(text);
     let get = |k: &str| s.get(k).cloned().unwrap_or_default();
     let mut bad = Vec::new();
     let mut good = Vec::new();
-    // `ctr version` prints Client and Server blocks; the server's Version proves the socket answers.
-    let ctr = get("ctr");
-    let server = ctr.iter().skip_while(|l| !l.starts_with("Server:")).find_map(|l| l.trim().strip_prefix("Version:"));
-    match server {
-        Some(v) => good.push(format!("containerd {} answers", v.trim())),
-        None => {
-            bad.push(format!("containerd does not answer on {}: {}", paths::CONTAINERD_SOCKET, ctr.join(" ").trim()))
+    let mut warn = Vec::new();
+    let crictl = || CriAnswer::from_crictl(&get("crictl").join("\n"), &get("crictl-info").join("\n"));
+    match (cri, crictl()) {
+        (CriProbe::Answered(a), _) => judge_cri(a, "", &mut good, &mut bad, &mut warn),
+        (CriProbe::NotAsked(why), Some(a)) => {
+            judge_cri(&a, &format!(" (crictl on the host; not over SSH: {why})"), &mut good, &mut bad, &mut warn)
+        }
+        (CriProbe::NotAsked(why), None) => {
+            let said = get("crictl").join(" ");
+            let also = if said.trim() == NO_CRICTL {
+                format!(", {NO_CRICTL}")
+            } else {
+                format!(", crictl did not answer: {}", said.trim())
+            };
+            judge_ctr(&get("ctr"), &format!(" (CRI not asked: {why}{also})"), &mut good, &mut bad);
+        }
+        (CriProbe::Failed(e), _) => {
+            bad.push(format!("containerd's CRI does not answer on {}: {e}", paths::CONTAINERD_SOCKET));
+            judge_ctr(&get("ctr"), "", &mut good, &mut bad);
         }
     }
     match get("runc").first() {
@@ -151,7 +224,36 @@ pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str) -> Hos
         Ok(()) => good.push(format!("egress masqueraded except to {pod_cidr}")),
         Err(why) => bad.push(why),
     }
-    if bad.is_empty() { HostOutcome::pass(host, good.join("; ")) } else { HostOutcome::fail(host, bad.join("; ")) }
+    if !bad.is_empty() {
+        // What is fine too, so that one missing part does not hide what was proven.
+        let fine = if good.is_empty() { String::new() } else { format!(" (fine: {})", good.join("; ")) };
+        HostOutcome::fail(host, format!("{}{fine}", bad.join("; ")))
+    } else if !warn.is_empty() {
+        HostOutcome::new(host, Status::Warn, format!("warning: {}; {}", warn.join("; "), good.join("; ")))
+    } else {
+        HostOutcome::pass(host, good.join("; "))
+    }
+}
+
+fn judge_cri(a: &CriAnswer, via: &str, good: &mut Vec<String>, bad: &mut Vec<String>, warn: &mut Vec<String>) {
+    let failures = a.failures();
+    if failures.is_empty() {
+        good.push(format!("{}{via}", a.summary()));
+    } else {
+        bad.push(format!("{}{via}: {}", a.summary(), failures.join(", ")));
+    }
+    warn.extend(a.network_not_ready());
+}
+
+/// `ctr version` prints Client and Server blocks; the server's Version proves the socket answers.
+fn judge_ctr(ctr: &[&str], note: &str, good: &mut Vec<String>, bad: &mut Vec<String>) {
+    let server = ctr.iter().skip_while(|l| !l.starts_with("Server:")).find_map(|l| l.trim().strip_prefix("Version:"));
+    match server {
+        Some(v) => good.push(format!("containerd {} answers{note}", v.trim())),
+        None => {
+            bad.push(format!("containerd does not answer on {}: {}", paths::CONTAINERD_SOCKET, ctr.join(" ").trim()))
+        }
+    }
 }
 
 /// `iptables -S` of the masquerade chain and of POSTROUTING: traffic from the pod range
@@ -197,41 +299,88 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
 
     const POD_CIDR: &str = "10.200.0.0/16";
 
+    fn ready() -> CriAnswer {
+        CriAnswer::from_crictl(
+            "RuntimeName: containerd\nRuntimeVersion: 1.6.20~ds1\nRuntimeApiVersion: v1\n",
+            r#"{"status":{"conditions":[{"type":"RuntimeReady","status":true},{"type":"NetworkReady","status":true}]}}"#,
+        )
+        .unwrap()
+    }
+
+    const SUDO: &str = "login is 'vagrant', the socket is root-only";
+
     #[test]
     fn a_node_ready_for_pods_passes_with_its_figures() {
-        let o = judge("node1", &net(), POD_CIDR, GOOD);
-        assert!(o.status == crate::verify::report::Status::Pass, "{o:?}");
-        assert!(o.evidence.contains("containerd 1.6.20~ds1 answers") && o.evidence.contains("1 pod route(s)"), "{o:?}");
+        let o = judge("node1", &net(), POD_CIDR, GOOD, &CriProbe::Answered(ready()));
+        assert!(o.status == Status::Pass, "{o:?}");
+        assert!(o.evidence.starts_with("CRI v1 containerd 1.6.20~ds1, RuntimeReady, NetworkReady; runc"), "{o:?}");
+        assert!(o.evidence.contains("1 pod route(s)"), "{o:?}");
+    }
+
+    /// Without CRI over SSH: crictl's answer when the host has it, else ctr's, each saying why.
+    #[test]
+    fn the_fallbacks_say_which_path_answered_and_why() {
+        let no_crictl = format!("{GOOD}== crictl\n{NO_CRICTL}\n");
+        let o = judge("n", &net(), POD_CIDR, &no_crictl, &CriProbe::NotAsked(SUDO.into()));
+        assert!(o.status == Status::Pass, "{o:?}");
+        assert!(
+            o.evidence.contains(
+                "containerd 1.6.20~ds1 answers (CRI not asked: login is 'vagrant', the socket is root-only, no crictl on the host)"
+            ),
+            "{o:?}"
+        );
+        let crictl = format!(
+            "{GOOD}== crictl\nVersion:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.6.20~ds1\nRuntimeApiVersion:  v1\n\
+             == crictl-info\n{{\"status\":{{\"conditions\":[{{\"type\":\"RuntimeReady\",\"status\":true}},\
+             {{\"type\":\"NetworkReady\",\"status\":true}}]}}}}\n"
+        );
+        let o = judge("n", &net(), POD_CIDR, &crictl, &CriProbe::NotAsked(SUDO.into()));
+        assert!(o.evidence.starts_with("CRI v1 containerd 1.6.20~ds1, RuntimeReady, NetworkReady (crictl on the host; not over SSH: login is 'vagrant'"), "{o:?}");
+    }
+
+    #[test]
+    fn a_runtime_the_kubelet_cannot_use_fails_and_network_not_ready_warns() {
+        let mut a = ready();
+        a.conditions[1].ready = false;
+        a.conditions[1].reason = "NetworkPluginNotReady".into();
+        let o = judge("n", &net(), POD_CIDR, GOOD, &CriProbe::Answered(a.clone()));
+        assert!(o.status == Status::Warn && o.evidence.contains("NetworkReady false (NetworkPluginNotReady)"), "{o:?}");
+        a.conditions[0].ready = false;
+        assert_eq!(judge("n", &net(), POD_CIDR, GOOD, &CriProbe::Answered(a.clone())).status, Status::Fail);
+        a = ready();
+        a.api_version = "v1alpha2".into();
+        assert!(judge("n", &net(), POD_CIDR, GOOD, &CriProbe::Answered(a)).evidence.contains("the kubelet needs v1"));
+        let off = CriProbe::Failed("Version answered Unimplemented: unknown service runtime.v1.RuntimeService".into());
+        let o = judge("n", &net(), POD_CIDR, GOOD, &off);
+        assert!(
+            o.status == Status::Fail
+                && o.evidence
+                    .contains("CRI does not answer on /run/containerd/containerd.sock: Version answered Unimplemented"),
+            "{o:?}"
+        );
     }
 
     #[test]
     fn each_missing_part_is_named() {
+        let judge = |text: &str| judge("n", &net(), POD_CIDR, text, &CriProbe::NotAsked(SUDO.into()));
         let no_server = GOOD.replace("Server:\n  Version:  1.6.20~ds1\n", "ctr: failed to dial\n");
-        assert!(judge("n", &net(), POD_CIDR, &no_server).evidence.contains("containerd does not answer"));
+        assert!(judge(&no_server).evidence.contains("containerd does not answer"));
         let other_slice = GOOD.replace("\"10.200.0.0/24\"", "\"10.200.9.0/24\"");
-        assert!(
-            judge("n", &net(), POD_CIDR, &other_slice)
-                .evidence
-                .contains("subnet 10.200.9.0/24, the node's slice is 10.200.0.0/24")
-        );
+        assert!(judge(&other_slice).evidence.contains("subnet 10.200.9.0/24, the node's slice is 10.200.0.0/24"));
         let no_route = GOOD.replace("10.200.1.0/24 via 192.168.56.12 dev eth1 proto static\n", "");
-        assert!(
-            judge("n", &net(), POD_CIDR, &no_route)
-                .evidence
-                .contains("no route to 10.200.1.0/24 via 192.168.56.12 (node2)")
-        );
+        assert!(judge(&no_route).evidence.contains("no route to 10.200.1.0/24 via 192.168.56.12 (node2)"));
         let no_plugin = GOOD.replace("portmap CNI portmap plugin v1.1.1", "portmap missing");
-        let o = judge("n", &net(), POD_CIDR, &no_plugin);
-        assert!(o.status == crate::verify::report::Status::Fail && o.evidence.contains("portmap missing"), "{o:?}");
+        let o = judge(&no_plugin);
+        assert!(o.status == Status::Fail && o.evidence.contains("portmap missing"), "{o:?}");
         let no_jump = GOOD.replace("-A POSTROUTING -s 10.200.0.0/16", "-A POSTROUTING -s 10.9.0.0/16");
-        assert!(judge("n", &net(), POD_CIDR, &no_jump).evidence.contains("no POSTROUTING jump from 10.200.0.0/16"));
+        assert!(judge(&no_jump).evidence.contains("no POSTROUTING jump from 10.200.0.0/16"));
         let no_exempt =
             GOOD.replace("-d 10.200.0.0/16 -m comment --comment \"pod to pod: no translation\" -j RETURN", "");
-        assert!(judge("n", &net(), POD_CIDR, &no_exempt).evidence.contains("pod-to-pod traffic would be translated"));
-        let no_chain = GOOD.replace(
+        assert!(judge(&no_exempt).evidence.contains("pod-to-pod traffic would be translated"));
+        let no_masq = GOOD.replace(
             "-A PROVISION-POD-MASQ -m comment --comment \"pod egress: leaves with the node address\" -j MASQUERADE",
-            "iptables: No chain/target/match by that name.",
+            "",
         );
-        assert!(judge("n", &net(), POD_CIDR, &no_chain).evidence.contains("masquerades nothing"));
+        assert!(judge(&no_masq).evidence.contains("masquerades nothing"));
     }
 }
