@@ -34,6 +34,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("bootstrap-rbac.yaml", include_str!("../../templates/bootstrap-rbac.yaml")),
     ("coredns.yaml", include_str!("../../templates/coredns.yaml")),
     ("containerd-config.toml", include_str!("../../templates/containerd-config.toml")),
+    ("containerd-config-v3.toml", include_str!("../../templates/containerd-config-v3.toml")),
+    ("crictl.yaml", include_str!("../../templates/crictl.yaml")),
     ("containerd.service", include_str!("../../templates/containerd.service")),
     ("provision-k8s-modules.conf", include_str!("../../templates/provision-k8s-modules.conf")),
     ("provision-k8s-sysctl.conf", include_str!("../../templates/provision-k8s-sysctl.conf")),
@@ -67,8 +69,8 @@ impl Templates {
     pub fn with_overrides(dir: &Path) -> anyhow::Result<Templates> {
         let mut chosen: BTreeMap<String, (String, Origin)> =
             EMBEDDED.iter().map(|(n, t)| (n.to_string(), (t.to_string(), Origin::Embedded))).collect();
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;

@@ -54,7 +54,7 @@ pub async fn gather(
             let d = desired.hosts.iter().find(|d| d.host == host.name).unwrap_or(&empty);
             let mut req = FactsRequest::for_host(d);
             // The runtime's preinstalled binaries: `plan`/`apply` refuse a host without them.
-            req.paths.extend(super::runtime::required_paths(d).into_iter().map(String::from));
+            req.paths.extend(super::runtime::required_paths(d));
             for p in extra.get(&host.name).into_iter().flatten() {
                 req.paths.insert(p.clone());
                 req.list_dirs.insert(p.clone());

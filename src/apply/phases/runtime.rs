@@ -3,15 +3,17 @@
 //! "preinstalled" the binaries are the host's own packages: preflight asks for them
 //! (`required_paths`) and the apply plan refuses a host without them
 //! (`refuse_missing_binaries`), instead of letting containerd.service fail to start in
-//! this phase.
+//! this phase. With "download" or "directory" the binaries are files of the desired
+//! state (pushed in this phase, before containerd starts): nothing is required of the host.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::{ApplyContext, PhaseResult};
+use crate::artifacts::Binary;
 use crate::desired::{Component, DesiredHost, DesiredState};
 use crate::plan::facts::{HostFacts, PathState};
 use crate::plan::{HostReport, PhasePlan};
-use crate::render::runtime::PREINSTALLED_BINARIES;
+use crate::render::runtime::preinstalled_binaries;
 
 pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
     super::prepare_start_wait(plan, ctx).await
@@ -21,9 +23,15 @@ fn has_runtime(host: &DesiredHost) -> bool {
     host.units.iter().any(|u| u.component == Component::Runtime)
 }
 
+/// The host's own packages are used: the runtime tier is rendered and provision does not
+/// install containerd itself (its binary is no file of the desired state).
+fn uses_packages(host: &DesiredHost) -> bool {
+    has_runtime(host) && host.file(&Binary::Containerd.host_path()).is_none()
+}
+
 /// The paths preflight must ask `host` about for the runtime tier.
-pub fn required_paths(host: &DesiredHost) -> Vec<&'static str> {
-    if has_runtime(host) { PREINSTALLED_BINARIES.iter().map(|(p, _)| *p).collect() } else { Vec::new() }
+pub fn required_paths(host: &DesiredHost) -> Vec<String> {
+    if uses_packages(host) { preinstalled_binaries().into_iter().map(|(p, _)| p).collect() } else { Vec::new() }
 }
 
 /// A problem of the plan (apply stops after preflight) on every host whose runtime tier
@@ -43,15 +51,14 @@ pub fn refuse_missing_binaries(
 
 /// One problem naming the missing binaries and the packages that hold them.
 pub fn missing_binaries(f: &HostFacts, host: &DesiredHost) -> Option<String> {
-    let missing: Vec<(&str, &str)> = PREINSTALLED_BINARIES
-        .iter()
-        .copied()
-        .filter(|(p, _)| has_runtime(host) && matches!(f.path(p), PathState::Missing))
+    let missing: Vec<(String, &str)> = preinstalled_binaries()
+        .into_iter()
+        .filter(|(p, _)| uses_packages(host) && matches!(f.path(p), PathState::Missing))
         .collect();
     if missing.is_empty() {
         return None;
     }
-    let paths: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+    let paths: Vec<&str> = missing.iter().map(|(p, _)| p.as_str()).collect();
     let packages: BTreeSet<&str> = missing.iter().map(|(_, pkg)| *pkg).collect();
     let packages: Vec<&str> = packages.into_iter().collect();
     Some(format!(
@@ -78,7 +85,7 @@ mod tests {
 
     fn present(except: &[&str]) -> HostFacts {
         let mut f = HostFacts::default();
-        for (p, _) in PREINSTALLED_BINARIES.iter().filter(|(p, _)| !except.contains(p)) {
+        for (p, _) in preinstalled_binaries().iter().filter(|(p, _)| !except.contains(&p.as_str())) {
             let own = Ownership { mode: 0o755, owner: "root".into(), group: "root".into() };
             f.paths.insert(p.to_string(), PathState::File(FileStat { own, size: 1, mtime: None, sha256: None }));
         }
@@ -87,8 +94,8 @@ mod tests {
 
     #[test]
     fn a_host_without_the_packages_is_refused_with_what_to_install() {
-        assert_eq!(required_paths(&host(false)), Vec::<&str>::new());
-        assert_eq!(required_paths(&host(true)).len(), PREINSTALLED_BINARIES.len());
+        assert_eq!(required_paths(&host(false)), Vec::<String>::new());
+        assert_eq!(required_paths(&host(true)).len(), preinstalled_binaries().len());
         assert_eq!(missing_binaries(&present(&[]), &host(true)), None);
         assert_eq!(missing_binaries(&HostFacts::default(), &host(false)), None, "no runtime tier, nothing needed");
         let p = missing_binaries(&present(&["/usr/sbin/runc", "/usr/lib/cni/bridge"]), &host(true)).unwrap();
@@ -96,6 +103,23 @@ mod tests {
         assert!(p.contains("apt-get install containernetworking-plugins runc"), "{p}");
         let p = missing_binaries(&HostFacts::default(), &host(true)).unwrap();
         assert!(p.contains("apt-get install containerd containernetworking-plugins runc"), "{p}");
+    }
+
+    #[test]
+    fn a_runtime_provision_installs_needs_nothing_of_the_host() {
+        let mut h = host(true);
+        h.files.push(crate::desired::ManagedFile {
+            path: Binary::Containerd.host_path(),
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+            content: std::sync::Arc::new(Vec::new()),
+            secret: false,
+            component: Component::Runtime,
+            only_while_missing: None,
+        });
+        assert_eq!(required_paths(&h), Vec::<String>::new());
+        assert_eq!(missing_binaries(&HostFacts::default(), &h), None);
     }
 
     #[test]
