@@ -33,10 +33,11 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
     let out = provision(&["--output", "json", "plan", inv.to_str().unwrap()]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     let node1 = &lab.hosts[0];
-    let slice = plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == node1.name.as_str()).unwrap()["pod_cidr"]
-        .as_str()
-        .expect("node1's pod slice in the plan")
-        .to_string();
+    let slice =
+        plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == node1.name.as_str()).unwrap()["pod_cidr"]
+            .as_str()
+            .expect("node1's pod slice in the plan")
+            .to_string();
     let phases: Vec<&str> = plan["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap()).collect();
     assert!(phases.contains(&"runtime"), "{phases:?}");
 
@@ -80,8 +81,14 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
     let cri = plugins.lines().find(|l| l.split_whitespace().nth(1) == Some("cri")).unwrap_or_default();
     assert_eq!(cri.split_whitespace().last(), Some("ok"), "the CRI plugin loaded with the rendered config: {plugins}");
     // The CRI plugin read the rendered settings (its start line in the journal).
-    let cri_config = ssh_ok(&lab, &a, "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1");
-    for want in ["Options:map[SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"] {
+    let cri_config = ssh_ok(
+        &lab,
+        &a,
+        "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1",
+    );
+    for want in
+        ["Options:map[SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"]
+    {
         assert!(cri_config.contains(want), "{want} in {cri_config}");
     }
 
@@ -121,7 +128,188 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
     assert!(net.contains(&ip), "{ip} is not in node1's slice {slice}");
     assert!(said.contains("1 packets received"), "the container reached its gateway: {said}");
     // --rm released the address (host-local keeps none) and left no task behind.
-    let left = ssh_ok(&lab, &a, "ls /var/lib/cni/networks/provision-bridge/ | grep -c '^10\\.' || true; ctr -n k8s.io tasks ls -q");
+    let left = ssh_ok(
+        &lab,
+        &a,
+        "ls /var/lib/cni/networks/provision-bridge/ | grep -c '^10\\.' || true; ctr -n k8s.io tasks ls -q",
+    );
     assert_eq!(left.trim(), "0", "{left}");
     ssh_ok(&lab, &a, "systemctl stop containerd.service; ip netns del provision-pods; umount /var/lib/containerd");
+}
+
+/// Debian trixie's containerd 1.7.24, runc 1.1.15 and CNI plugins 1.1.1 (extracted, with
+/// their .sha256 files) as an `artifacts.runtime = "directory"` source in `dir`, plus
+/// crictl's place taken by a STAND-IN: Debian's static busybox renamed, without a checksum
+/// file. Debian has no crictl; the stand-in only lets the directory hold every runtime
+/// binary. Nothing in this test runs it.
+fn trixie_runtime_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let trixie = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-trixie");
+    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-runtime-trixie"))
+        .arg(&trixie)
+        .output()
+        .expect("run scripts/fetch-runtime-trixie");
+    assert!(out.status.success(), "fetching trixie's runtime: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "containerd 1.7.24\nrunc 1.1.15\ncni-plugins 1.1.1");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(bin.join("cni")).unwrap();
+    for rel in [
+        "containerd",
+        "containerd-shim-runc-v2",
+        "ctr",
+        "runc",
+        "cni/bridge",
+        "cni/host-local",
+        "cni/loopback",
+        "cni/portmap",
+    ] {
+        for f in [rel.to_string(), format!("{rel}.sha256")] {
+            std::fs::copy(trixie.join(&f), bin.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+    std::fs::copy(trixie.join("stand-in/busybox"), bin.join("crictl")).unwrap();
+    bin
+}
+
+/// On these nspawn hosts the kernel unit cannot load modules and the pod routes would go
+/// into THIS machine's routing table (the hosts share its network namespace): a drop-in of
+/// the test's own makes both oneshots no-ops, so that apply's runtime phase can run here.
+/// Real nodes run them (the Vagrant test). containerd's state goes on a tmpfs (overlayfs
+/// cannot nest on the hosts' overlayfs root, see the test above).
+const LAB_ONLY: &str = "for u in provision-k8s-kernel provision-pod-routes; do \
+    mkdir -p /etc/systemd/system/$u.service.d && \
+    printf '[Service]\\nExecStart=\\nExecStart=/bin/true\\n' > /etc/systemd/system/$u.service.d/lab-noop.conf; done; \
+    systemctl daemon-reload; mkdir -p /var/lib/containerd && (mountpoint -q /var/lib/containerd || \
+    mount -t tmpfs -o mode=0711 tmpfs /var/lib/containerd)";
+
+/// (host, action, unit-or-path) of each rolling stage of the runtime phase, and of its
+/// start-together step.
+fn runtime_phase(plan: &serde_json::Value) -> (Vec<(String, String, String)>, Vec<(String, String, String)>) {
+    let phase = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "runtime");
+    let list = |key: &str| -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for h in phase.and_then(|p| p[key].as_array()).into_iter().flatten() {
+            for a in h["actions"].as_array().unwrap() {
+                let target = ["unit", "path"].iter().find_map(|k| a[*k].as_str()).unwrap_or("");
+                out.push((h["host"].as_str().unwrap().into(), a["action"].as_str().unwrap().into(), target.into()));
+            }
+        }
+        out
+    };
+    (list("stages"), list("hosts"))
+}
+
+#[test]
+fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = trixie_runtime_dir(tmp.path());
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let inv = inventory_copy(&lab, tmp.path(), |t| {
+        t.replace(
+            "\nkubernetes = \"skip\"",
+            &format!(
+                "\nkubernetes = \"skip\"\nruntime = \"directory\"\ndirectory = \"{}\"\ncontainerd_version = \"1.7.24\"\n\
+                 runc_version = \"1.1.15\"\ncni_plugins_version = \"1.1.1\"\ncrictl_version = \"1.34.0\"",
+                bin.display()
+            ),
+        )
+    });
+    let inv_s = inv.to_str().unwrap();
+    for h in &lab.hosts {
+        ssh_ok(&lab, &h.address.to_string(), LAB_ONLY);
+    }
+
+    let t = std::time::Instant::now();
+    let out = provision(&["apply", inv_s]);
+    eprintln!("apply (base, etcd, runtime from the directory) in {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    for h in &lab.hosts {
+        let a = h.address.to_string();
+        let got = ssh_ok(
+            &lab,
+            &a,
+            "readlink /proc/$(systemctl show -p MainPID --value containerd.service)/exe; \
+             ctr version | sed -n '/^Server:/,$p' | sed -n 's/^ *Version: *//p'; \
+             sed -n 's/^version = //p' /etc/containerd/config.toml; \
+             grep -c 'bin_dir = \"/opt/cni/bin\"' /etc/containerd/config.toml; \
+             grep -c 'BinaryName = \"/usr/local/bin/runc\"' /etc/containerd/config.toml; \
+             stat -c '%a %U:%G %n' /usr/local/bin/containerd /usr/local/bin/runc /opt/cni/bin/bridge /etc/crictl.yaml; \
+             sha256sum /usr/local/bin/containerd | cut -d' ' -f1",
+        );
+        let want_sha = std::fs::read_to_string(bin.join("containerd.sha256")).unwrap();
+        assert_eq!(
+            got,
+            format!(
+                "/usr/local/bin/containerd\n1.7.24~ds1\n2\n1\n1\n755 root:root /usr/local/bin/containerd\n755 root:root /usr/local/bin/runc\n\
+                 755 root:root /opt/cni/bin/bridge\n644 root:root /etc/crictl.yaml\n{}\n",
+                want_sha.split_whitespace().next().unwrap()
+            ),
+            "{}",
+            h.name
+        );
+        // The CRI plugin loaded with the rendered settings: the CNI plugins from /opt/cni/bin.
+        let cri = ssh_ok(
+            &lab,
+            &a,
+            "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1",
+        );
+        assert!(
+            cri.contains("NetworkPluginBinDir:/opt/cni/bin") && cri.contains("SystemdCgroup:true"),
+            "{}: {cri}",
+            h.name
+        );
+    }
+
+    // Converged: the second plan has nothing to do.
+    let (status, plan) = plan_json(inv_s);
+    assert_eq!(status, 0, "re-plan after apply: {plan}");
+
+    // A changed containerd (4 KiB appended: a different, still runnable binary, with its new
+    // checksum): written everywhere, containerd restarted in stages, one host each.
+    let mut containerd = std::fs::read(bin.join("containerd")).unwrap();
+    containerd.extend(std::iter::repeat_n(0u8, 4096));
+    std::fs::write(bin.join("containerd"), &containerd).unwrap();
+    std::fs::write(
+        bin.join("containerd.sha256"),
+        format!("{}  containerd\n", provision::artifacts::sha256_hex(&containerd)),
+    )
+    .unwrap();
+    let (status, plan) = plan_json(inv_s);
+    assert_eq!(status, 2, "{plan}");
+    let (stages, together) = runtime_phase(&plan);
+    let stage_hosts: Vec<&str> =
+        stages.iter().filter(|(_, _, u)| u == "containerd.service").map(|(h, _, _)| h.as_str()).collect();
+    assert_eq!(stage_hosts, ["node1", "node2", "node3"], "one stage per host: {stages:?}");
+    assert!(!together.iter().any(|(_, _, u)| u == "containerd.service"), "no restart outside the stages: {together:?}");
+    let starts: Vec<String> =
+        lab.hosts.iter().map(|h| unit_start(&lab, &h.address.to_string(), "containerd.service")).collect();
+    let out = provision(&["apply", inv_s]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    let mut restarted_at = Vec::new();
+    for (h, before) in lab.hosts.iter().zip(&starts) {
+        let a = h.address.to_string();
+        let now = unit_start(&lab, &a, "containerd.service");
+        assert_ne!(&now, before, "containerd on {} was not restarted", h.name);
+        let sha = ssh_ok(
+            &lab,
+            &a,
+            "sha256sum /proc/$(systemctl show -p MainPID --value containerd.service)/exe | cut -d' ' -f1",
+        );
+        assert_eq!(sha.trim(), provision::artifacts::sha256_hex(&containerd), "{} runs the new binary", h.name);
+        // The hosts share this machine's monotonic clock: the restarts are in stage order.
+        restarted_at.push(now.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).unwrap_or_default());
+    }
+    assert!(restarted_at.windows(2).all(|w| w[0] < w[1]), "restarts out of order: {restarted_at:?}");
+    assert_eq!(plan_json(inv_s).0, 0, "converged again");
+
+    // Back to the host's own packages: /usr/bin/containerd runs again (reset removes ours).
+    let out = provision(&["reset", "--yes", inv_s]);
+    assert_eq!(code(&out), 0, "reset: {}", text(&out));
+    for h in &lab.hosts {
+        ssh_ok(
+            &lab,
+            &h.address.to_string(),
+            "systemctl stop containerd.service 2>/dev/null; rm -rf /etc/systemd/system/provision-k8s-kernel.service.d \
+             /etc/systemd/system/provision-pod-routes.service.d; systemctl daemon-reload; umount /var/lib/containerd || true",
+        );
+    }
 }
