@@ -87,7 +87,7 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
         "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1",
     );
     for want in
-        ["Options:map[SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"]
+        ["Options:map[BinaryName:/usr/sbin/runc SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"]
     {
         assert!(cri_config.contains(want), "{want} in {cri_config}");
     }

@@ -171,6 +171,11 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
     b.text(paths::CRICTL_CONFIG, ROOT_0644, render(CRICTL_TEMPLATE)?, c)?;
     b.unit(CONTAINERD_UNIT, render(CONTAINERD_UNIT)?, c, &[paths::CONTAINERD_CONFIG])?;
 
+    // The releases' CNI plugins go to /opt/cni/bin, which no package creates.
+    if cx.inv.artifacts.runtime_source().installs_binaries() {
+        b.dir(paths::OPT_CNI_DIR, ROOT_0755, c);
+        b.dir(crate::artifacts::CNI_BIN_DIR, ROOT_0755, c);
+    }
     // containerd watches the CNI directory and picks a changed configuration up itself.
     b.dir(paths::CNI_DIR, ROOT_0755, c);
     b.dir(paths::CNI_CONF_DIR, ROOT_0755, c);
@@ -363,6 +368,10 @@ mod tests {
         );
         assert_eq!(cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].as_bool(), Some(true));
         assert!(text(h, &paths::unit_path(CONTAINERD_UNIT)).contains("ExecStart=/usr/local/bin/containerd "));
+        // The directory the CNI plugins are pushed into exists first (no package makes it).
+        let dirs: Vec<&str> = h.dirs.iter().map(|d| d.path.as_str()).collect();
+        assert!(dirs.contains(&"/opt/cni") && dirs.contains(&"/opt/cni/bin"), "{dirs:?}");
+        assert!(!rendered(&ha())[0].dirs.iter().any(|d| d.path.starts_with("/opt/cni")), "not for the packages");
     }
 
     #[test]
