@@ -86,9 +86,11 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
         &a,
         "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1",
     );
-    for want in
-        ["Options:map[BinaryName:/usr/sbin/runc SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"]
-    {
+    for want in [
+        "Options:map[BinaryName:/usr/sbin/runc SystemdCgroup:true]",
+        "NetworkPluginBinDir:/usr/lib/cni",
+        "SandboxImage:registry.k8s.io/pause:",
+    ] {
         assert!(cri_config.contains(want), "{want} in {cri_config}");
     }
 
@@ -181,11 +183,13 @@ const LAB_ONLY: &str = "for u in provision-k8s-kernel provision-pod-routes; do \
     systemctl daemon-reload; mkdir -p /var/lib/containerd && (mountpoint -q /var/lib/containerd || \
     mount -t tmpfs -o mode=0711 tmpfs /var/lib/containerd)";
 
-/// (host, action, unit-or-path) of each rolling stage of the runtime phase, and of its
-/// start-together step.
-fn runtime_phase(plan: &serde_json::Value) -> (Vec<(String, String, String)>, Vec<(String, String, String)>) {
+/// (host, action, unit-or-path) of a plan's actions.
+type Actions = Vec<(String, String, String)>;
+
+/// The actions of the runtime phase's rolling stages, and of its start-together step.
+fn runtime_phase(plan: &serde_json::Value) -> (Actions, Actions) {
     let phase = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "runtime");
-    let list = |key: &str| -> Vec<(String, String, String)> {
+    let list = |key: &str| -> Actions {
         let mut out = Vec::new();
         for h in phase.and_then(|p| p[key].as_array()).into_iter().flatten() {
             for a in h["actions"].as_array().unwrap() {
@@ -219,7 +223,7 @@ fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host
     }
 
     let t = std::time::Instant::now();
-    let out = provision(&["apply", inv_s]);
+    let out = provision(&["apply", "--no-verify", inv_s]);
     eprintln!("apply (base, etcd, runtime from the directory) in {:.1}s", t.elapsed().as_secs_f64());
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
     for h in &lab.hosts {
@@ -259,6 +263,24 @@ fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host
         );
     }
 
+    // verify's runtime.pods judges the directory's binaries at their paths. On these hosts it
+    // fails for exactly the lab's three reasons, which it names: the crictl stand-in is no
+    // crictl, trixie's runc needs glibc 2.38 (bookworm has 2.36), and the pod routes were
+    // made no-ops. What it does NOT report is the point: the running containerd is
+    // /usr/local/bin/containerd, it answers, and the CNI plugins are in /opt/cni/bin.
+    let out = provision(&["--output", "json", "verify", inv_s]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let pods =
+        report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "runtime.pods").expect("runtime.pods");
+    let evidence = pods["evidence"].as_str().unwrap();
+    for expected in ["crictl version: crictl: applet not found", "GLIBC_2.38' not found", "no route to 10.200."] {
+        assert!(evidence.contains(expected), "{expected}: {evidence}");
+    }
+    for never in ["containerd.service runs", "containerd does not answer", "CNI plugins missing", "subnet"] {
+        assert!(!evidence.contains(never), "{never}: {evidence}");
+    }
+
     // Converged: the second plan has nothing to do.
     let (status, plan) = plan_json(inv_s);
     assert_eq!(status, 0, "re-plan after apply: {plan}");
@@ -282,7 +304,7 @@ fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host
     assert!(!together.iter().any(|(_, _, u)| u == "containerd.service"), "no restart outside the stages: {together:?}");
     let starts: Vec<String> =
         lab.hosts.iter().map(|h| unit_start(&lab, &h.address.to_string(), "containerd.service")).collect();
-    let out = provision(&["apply", inv_s]);
+    let out = provision(&["apply", "--no-verify", inv_s]);
     assert_eq!(code(&out), 0, "apply: {}", text(&out));
     let mut restarted_at = Vec::new();
     for (h, before) in lab.hosts.iter().zip(&starts) {

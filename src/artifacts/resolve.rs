@@ -140,6 +140,25 @@ struct JobOut {
     notes: Vec<String>,
 }
 
+impl JobOut {
+    /// One verified binary; `sha256` is the digest of `bytes`, computed once.
+    fn push(&mut self, binary: Binary, arch: Arch, bytes: Vec<u8>, sha256: String, origin: Origin) {
+        let size = bytes.len() as u64;
+        self.resolved.push(Resolved { binary, arch, size, content: shared(bytes, &sha256), sha256, origin });
+    }
+}
+
+/// A file read from `artifacts.directory`, as (bytes, sha256, origin); a file without a
+/// checksum file is noted as used without verification.
+fn from_directory(found: local_dir::Found, what: &str, out: &mut JobOut) -> (Vec<u8>, String, Origin) {
+    if found.checksum_file.is_none() {
+        out.notes.push(unverified(what, &found.path));
+    }
+    let origin =
+        Origin { source: SourceKind::Directory, path: found.path, url: None, checksum_file: found.checksum_file };
+    (found.bytes, found.sha256, origin)
+}
+
 enum Source {
     Download { cache_root: PathBuf, base_url: String },
     Directory(PathBuf),
@@ -229,27 +248,11 @@ impl<'a> Ctx<'a> {
             }
             Source::Directory(dir) => {
                 let found = local_dir::require(&local_dir::arch_root(dir, arch), binary.name(), &what, dir)?;
-                if found.checksum_file.is_none() {
-                    out.notes.push(unverified(&what, &found.path));
-                }
-                let origin = Origin {
-                    source: SourceKind::Directory,
-                    path: found.path,
-                    url: None,
-                    checksum_file: found.checksum_file,
-                };
-                (found.bytes, found.sha256, origin)
+                from_directory(found, &what, &mut out)
             }
         };
         check_elf(&bytes, arch, &what, &origin.path)?;
-        out.resolved.push(Resolved {
-            binary,
-            arch,
-            size: bytes.len() as u64,
-            content: shared(bytes, &sha256),
-            sha256,
-            origin,
-        });
+        out.push(binary, arch, bytes, sha256, origin);
         Ok(out)
     }
 
@@ -292,16 +295,8 @@ impl<'a> Ctx<'a> {
                 let lists = [file.checksum_name(), local_dir::SUMS_FILE];
                 match local_dir::read_in(&root, &file.name, &what, &lists)? {
                     Some(found) => {
-                        if found.checksum_file.is_none() {
-                            out.notes.push(unverified(&what, &found.path));
-                        }
-                        let origin = Origin {
-                            source: SourceKind::Directory,
-                            path: found.path,
-                            url: None,
-                            checksum_file: found.checksum_file,
-                        };
-                        (found.bytes, origin)
+                        let (bytes, _, origin) = from_directory(found, &what, &mut out);
+                        (bytes, origin)
                     }
                     None => return extracted(&root, dir, arch, &file, binaries, out),
                 }
@@ -315,14 +310,7 @@ impl<'a> Ctx<'a> {
             let what = format!("{binary} (linux/{arch}, {} {}, from {})", tier.product(), file.version, file.name);
             check_elf(&bytes, arch, &what, &origin.path)?;
             let sha256 = checksum::sha256_hex(&bytes);
-            out.resolved.push(Resolved {
-                binary,
-                arch,
-                size: bytes.len() as u64,
-                content: shared(bytes, &sha256),
-                sha256,
-                origin: origin.clone(),
-            });
+            out.push(binary, arch, bytes, sha256, origin.clone());
         }
         Ok(out)
     }
@@ -370,22 +358,8 @@ fn extracted(
         let what = format!("{binary} (linux/{arch}, {product} {version})");
         let found = local_dir::require(root, &binary.directory_entry(), &what, dir)?;
         check_elf(&found.bytes, arch, &what, &found.path)?;
-        if found.checksum_file.is_none() {
-            out.notes.push(unverified(&what, &found.path));
-        }
-        out.resolved.push(Resolved {
-            binary: *binary,
-            arch,
-            size: found.bytes.len() as u64,
-            content: shared(found.bytes, &found.sha256),
-            sha256: found.sha256,
-            origin: Origin {
-                source: SourceKind::Directory,
-                path: found.path,
-                url: None,
-                checksum_file: found.checksum_file,
-            },
-        });
+        let (bytes, sha256, origin) = from_directory(found, &what, &mut out);
+        out.push(*binary, arch, bytes, sha256, origin);
     }
     Ok(out)
 }
