@@ -12,6 +12,8 @@
 
 #[path = "support/lab_cli.rs"]
 mod lab_cli;
+#[path = "support/runtime_trixie.rs"]
+mod runtime_trixie;
 
 use lab_cli::*;
 use provision::lab::ensure_fresh_for_tests;
@@ -145,13 +147,7 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
 /// file. Debian has no crictl; the stand-in only lets the directory hold every runtime
 /// binary. Nothing in this test runs it.
 fn trixie_runtime_dir(dir: &std::path::Path) -> std::path::PathBuf {
-    let trixie = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-trixie");
-    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-runtime-trixie"))
-        .arg(&trixie)
-        .output()
-        .expect("run scripts/fetch-runtime-trixie");
-    assert!(out.status.success(), "fetching trixie's runtime: {}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "containerd 1.7.24\nrunc 1.1.15\ncni-plugins 1.1.1");
+    let trixie = runtime_trixie::fetch();
     let bin = dir.join("bin");
     std::fs::create_dir_all(bin.join("cni")).unwrap();
     for rel in [

@@ -11,6 +11,8 @@
 
 #[path = "support/mirror.rs"]
 mod mirror;
+#[path = "support/runtime_trixie.rs"]
+mod runtime_trixie;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,24 +22,13 @@ use provision::artifacts::{
     self, Arch, Artifacts, Binary, Options, Progress, SourceChoice, SourceKind, etcd_tarball, sha256_hex,
 };
 use provision::inventory::{self, Loaded};
+use runtime_trixie::{CNI, CONTAINERD, RUNC};
 
-const CONTAINERD: &str = "1.7.24";
-const RUNC: &str = "1.1.15";
-const CNI: &str = "1.1.1";
 /// The version crictl's stand-in is published under.
 const CRICTL: &str = "1.34.0";
 
-/// Debian trixie's runtime, laid out once per target dir (the .deb downloads are cached there).
 fn trixie() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-trixie");
-    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-runtime-trixie"))
-        .arg(&dir)
-        .output()
-        .expect("run scripts/fetch-runtime-trixie");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "fetching trixie's runtime: {said}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(said.trim(), format!("containerd {CONTAINERD}\nrunc {RUNC}\ncni-plugins {CNI}"));
-    dir
+    runtime_trixie::fetch()
 }
 
 fn read(dir: &Path, rel: &str) -> Vec<u8> {
