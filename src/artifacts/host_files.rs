@@ -126,7 +126,8 @@ pub fn arches_from_machines(
     if !bad.is_empty() {
         bail!(
             "{}: Kubernetes and etcd binaries are installed for amd64 and arm64 only; \
-             for other machines install them yourself and set artifacts.kubernetes = \"skip\" / artifacts.etcd = \"preinstalled\"",
+             for other machines install them yourself and set artifacts.kubernetes = \"skip\" / artifacts.etcd = \"preinstalled\" \
+             (and the runtime's: artifacts.runtime = \"preinstalled\")",
             bad.join(", ")
         );
     }
