@@ -319,14 +319,40 @@ fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host
     assert!(restarted_at.windows(2).all(|w| w[0] < w[1]), "restarts out of order: {restarted_at:?}");
     assert_eq!(plan_json(inv_s).0, 0, "converged again");
 
-    // Back to the host's own packages: /usr/bin/containerd runs again (reset removes ours).
+    // Back to the host's own packages: the unit and config name Debian's paths again, and
+    // the running containerd restarts in stages onto /usr/bin/containerd.
+    let text_now =
+        std::fs::read_to_string(&inv).unwrap().replace("\nruntime = \"directory\"", "\nruntime = \"preinstalled\"");
+    std::fs::write(&inv, text_now).unwrap();
+    let (status, plan) = plan_json(inv_s);
+    assert_eq!(status, 2, "{plan}");
+    let (stages, _) = runtime_phase(&plan);
+    let stage_hosts: Vec<&str> =
+        stages.iter().filter(|(_, _, u)| u == "containerd.service").map(|(h, _, _)| h.as_str()).collect();
+    assert_eq!(stage_hosts, ["node1", "node2", "node3"], "{stages:?}");
+    let out = provision(&["apply", "--no-verify", inv_s]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    for h in &lab.hosts {
+        let got = ssh_ok(
+            &lab,
+            &h.address.to_string(),
+            "readlink /proc/$(systemctl show -p MainPID --value containerd.service)/exe; \
+             ctr version | sed -n '/^Server:/,$p' | sed -n 's/^ *Version: *//p'",
+        );
+        assert!(got.starts_with("/usr/bin/containerd\n1.6."), "{}: {got}", h.name);
+    }
+    assert_eq!(plan_json(inv_s).0, 0, "converged on the packages");
+
+    // reset removes what the inventory manages now; the binaries of the earlier "directory"
+    // source are no longer in it (switching sources leaves them, unused): removed by hand.
     let out = provision(&["reset", "--yes", inv_s]);
     assert_eq!(code(&out), 0, "reset: {}", text(&out));
     for h in &lab.hosts {
         ssh_ok(
             &lab,
             &h.address.to_string(),
-            "systemctl stop containerd.service 2>/dev/null; rm -rf /etc/systemd/system/provision-k8s-kernel.service.d \
+            "systemctl stop containerd.service 2>/dev/null; cd /usr/local/bin && rm -f containerd \
+             containerd-shim-runc-v2 ctr runc crictl; rm -rf /opt/cni /etc/systemd/system/provision-k8s-kernel.service.d \
              /etc/systemd/system/provision-pod-routes.service.d; systemctl daemon-reload; umount /var/lib/containerd || true",
         );
     }
