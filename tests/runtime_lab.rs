@@ -12,6 +12,8 @@
 
 #[path = "support/lab_cli.rs"]
 mod lab_cli;
+#[path = "support/runtime_trixie.rs"]
+mod runtime_trixie;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -98,9 +100,11 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
         &a,
         "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1",
     );
-    for want in
-        ["Options:map[SystemdCgroup:true]", "NetworkPluginBinDir:/usr/lib/cni", "SandboxImage:registry.k8s.io/pause:"]
-    {
+    for want in [
+        "Options:map[BinaryName:/usr/sbin/runc SystemdCgroup:true]",
+        "NetworkPluginBinDir:/usr/lib/cni",
+        "SandboxImage:registry.k8s.io/pause:",
+    ] {
         assert!(cri_config.contains(want), "{want} in {cri_config}");
     }
 
@@ -213,8 +217,8 @@ fn cri_answers_over_ssh(inv: &Path, host: &str, slice: &str) {
         let net = PodNetworkCtx { slice: slice.to_string(), default_route: "0.0.0.0/0", routes: Vec::new() };
         // The pod egress masquerade is not installed on the lab hosts (it would go into this
         // machine's nat table, docs/runtime.md): that is the one part runtime.pods misses.
-        let pod_cidr: ipnet::IpNet = "10.200.0.0/16".parse().unwrap();
-        let o = runtime::check_host(&root, &net, &pod_cidr, limit).await;
+        let expected = runtime::Expected::of(&loaded.inventory);
+        let o = runtime::check_host(&root, &net, &expected, limit).await;
         eprintln!("runtime.pods as root: {o:?}");
         assert_eq!(o.status, Status::Fail, "{o:?}");
         assert!(
@@ -225,7 +229,7 @@ fn cri_answers_over_ssh(inv: &Path, host: &str, slice: &str) {
 
         target.user = "ops".into();
         let ops = Session::connect(&target).await.expect("ssh as ops");
-        let o = runtime::check_host(&ops, &net, &pod_cidr, limit).await;
+        let o = runtime::check_host(&ops, &net, &expected, limit).await;
         eprintln!("runtime.pods as ops: {o:?}");
         assert_eq!(o.status, Status::Fail, "{o:?}");
         assert!(o.evidence.starts_with(NO_MASQUERADE), "{o:?}");
@@ -255,5 +259,228 @@ async fn poll(session: &Session, limit: Duration, until: impl Fn(&cri::CriAnswer
         }
         assert!(t.elapsed() < Duration::from_secs(20), "still: {}", a.summary());
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Debian trixie's containerd 1.7.24, runc 1.1.15 and CNI plugins 1.1.1 (extracted, with
+/// their .sha256 files) as an `artifacts.runtime = "directory"` source in `dir`, plus
+/// crictl's place taken by a STAND-IN: Debian's static busybox renamed, without a checksum
+/// file. Debian has no crictl; the stand-in only lets the directory hold every runtime
+/// binary. Nothing in this test runs it.
+fn trixie_runtime_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let trixie = runtime_trixie::fetch();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(bin.join("cni")).unwrap();
+    for rel in [
+        "containerd",
+        "containerd-shim-runc-v2",
+        "ctr",
+        "runc",
+        "cni/bridge",
+        "cni/host-local",
+        "cni/loopback",
+        "cni/portmap",
+    ] {
+        for f in [rel.to_string(), format!("{rel}.sha256")] {
+            std::fs::copy(trixie.join(&f), bin.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+    std::fs::copy(trixie.join("stand-in/busybox"), bin.join("crictl")).unwrap();
+    bin
+}
+
+/// On these nspawn hosts the kernel unit cannot load modules and the pod routes would go
+/// into THIS machine's routing table (the hosts share its network namespace): a drop-in of
+/// the test's own makes both oneshots no-ops, so that apply's runtime phase can run here.
+/// Real nodes run them (the Vagrant test). containerd's state goes on a tmpfs (overlayfs
+/// cannot nest on the hosts' overlayfs root, see the test above).
+const LAB_ONLY: &str = "for u in provision-k8s-kernel provision-pod-routes; do \
+    mkdir -p /etc/systemd/system/$u.service.d && \
+    printf '[Service]\\nExecStart=\\nExecStart=/bin/true\\n' > /etc/systemd/system/$u.service.d/lab-noop.conf; done; \
+    systemctl daemon-reload; mkdir -p /var/lib/containerd && (mountpoint -q /var/lib/containerd || \
+    mount -t tmpfs -o mode=0711 tmpfs /var/lib/containerd)";
+
+/// (host, action, unit-or-path) of a plan's actions.
+type Actions = Vec<(String, String, String)>;
+
+/// The actions of the runtime phase's rolling stages, and of its start-together step.
+fn runtime_phase(plan: &serde_json::Value) -> (Actions, Actions) {
+    let phase = plan["phases"].as_array().unwrap().iter().find(|p| p["phase"] == "runtime");
+    let list = |key: &str| -> Actions {
+        let mut out = Vec::new();
+        for h in phase.and_then(|p| p[key].as_array()).into_iter().flatten() {
+            for a in h["actions"].as_array().unwrap() {
+                let target = ["unit", "path"].iter().find_map(|k| a[*k].as_str()).unwrap_or("");
+                out.push((h["host"].as_str().unwrap().into(), a["action"].as_str().unwrap().into(), target.into()));
+            }
+        }
+        out
+    };
+    (list("stages"), list("hosts"))
+}
+
+#[test]
+fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = trixie_runtime_dir(tmp.path());
+    let lab = ensure_fresh_for_tests().expect("lab up");
+    let inv = inventory_copy(&lab, tmp.path(), |t| {
+        t.replace(
+            "\nkubernetes = \"skip\"",
+            &format!(
+                "\nkubernetes = \"skip\"\nruntime = \"directory\"\ndirectory = \"{}\"\ncontainerd_version = \"1.7.24\"\n\
+                 runc_version = \"1.1.15\"\ncni_plugins_version = \"1.1.1\"\ncrictl_version = \"1.34.0\"",
+                bin.display()
+            ),
+        )
+    });
+    let inv_s = inv.to_str().unwrap();
+    for h in &lab.hosts {
+        ssh_ok(&lab, &h.address.to_string(), LAB_ONLY);
+    }
+
+    let t = std::time::Instant::now();
+    let out = provision(&["apply", "--no-verify", inv_s]);
+    eprintln!("apply (base, etcd, runtime from the directory) in {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    for h in &lab.hosts {
+        let a = h.address.to_string();
+        let got = ssh_ok(
+            &lab,
+            &a,
+            "readlink /proc/$(systemctl show -p MainPID --value containerd.service)/exe; \
+             ctr version | sed -n '/^Server:/,$p' | sed -n 's/^ *Version: *//p'; \
+             sed -n 's/^version = //p' /etc/containerd/config.toml; \
+             grep -c 'bin_dir = \"/opt/cni/bin\"' /etc/containerd/config.toml; \
+             grep -c 'BinaryName = \"/usr/local/bin/runc\"' /etc/containerd/config.toml; \
+             stat -c '%a %U:%G %n' /usr/local/bin/containerd /usr/local/bin/runc /opt/cni/bin/bridge /etc/crictl.yaml; \
+             sha256sum /usr/local/bin/containerd | cut -d' ' -f1",
+        );
+        let want_sha = std::fs::read_to_string(bin.join("containerd.sha256")).unwrap();
+        assert_eq!(
+            got,
+            format!(
+                "/usr/local/bin/containerd\n1.7.24~ds1\n2\n1\n1\n755 root:root /usr/local/bin/containerd\n755 root:root /usr/local/bin/runc\n\
+                 755 root:root /opt/cni/bin/bridge\n644 root:root /etc/crictl.yaml\n{}\n",
+                want_sha.split_whitespace().next().unwrap()
+            ),
+            "{}",
+            h.name
+        );
+        // The CRI plugin loaded with the rendered settings: the CNI plugins from /opt/cni/bin.
+        let cri = ssh_ok(
+            &lab,
+            &a,
+            "journalctl -u containerd.service --no-pager | grep 'Start cri plugin with config' | tail -n 1",
+        );
+        assert!(
+            cri.contains("NetworkPluginBinDir:/opt/cni/bin") && cri.contains("SystemdCgroup:true"),
+            "{}: {cri}",
+            h.name
+        );
+    }
+
+    // verify's runtime.pods judges the directory's binaries at their paths. On these hosts it
+    // fails for exactly the lab's reasons, which it names: trixie's runc needs glibc 2.38
+    // (bookworm has 2.36), and the pod routes unit (routes and egress masquerade) was made a
+    // no-op. What it does NOT report is the point: the running containerd is
+    // /usr/local/bin/containerd, its CRI answers (over SSH: the crictl stand-in is not run),
+    // and the CNI plugins are in /opt/cni/bin.
+    let out = provision(&["--output", "json", "verify", inv_s]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let pods =
+        report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "runtime.pods").expect("runtime.pods");
+    let evidence = pods["evidence"].as_str().unwrap();
+    for expected in [
+        "GLIBC_2.38' not found",
+        "no route to 10.200.",
+        "no POSTROUTING jump from 10.200.0.0/16",
+        "(fine: CRI v1 containerd 1.7.24~ds1, RuntimeReady",
+    ] {
+        assert!(evidence.contains(expected), "{expected}: {evidence}");
+    }
+    for never in ["containerd.service runs", "containerd does not answer", "CNI plugins missing", "subnet"] {
+        assert!(!evidence.contains(never), "{never}: {evidence}");
+    }
+
+    // Converged: the second plan has nothing to do.
+    let (status, plan) = plan_json(inv_s);
+    assert_eq!(status, 0, "re-plan after apply: {plan}");
+
+    // A changed containerd (4 KiB appended: a different, still runnable binary, with its new
+    // checksum): written everywhere, containerd restarted in stages, one host each.
+    let mut containerd = std::fs::read(bin.join("containerd")).unwrap();
+    containerd.extend(std::iter::repeat_n(0u8, 4096));
+    std::fs::write(bin.join("containerd"), &containerd).unwrap();
+    std::fs::write(
+        bin.join("containerd.sha256"),
+        format!("{}  containerd\n", provision::artifacts::sha256_hex(&containerd)),
+    )
+    .unwrap();
+    let (status, plan) = plan_json(inv_s);
+    assert_eq!(status, 2, "{plan}");
+    let (stages, together) = runtime_phase(&plan);
+    let stage_hosts: Vec<&str> =
+        stages.iter().filter(|(_, _, u)| u == "containerd.service").map(|(h, _, _)| h.as_str()).collect();
+    assert_eq!(stage_hosts, ["node1", "node2", "node3"], "one stage per host: {stages:?}");
+    assert!(!together.iter().any(|(_, _, u)| u == "containerd.service"), "no restart outside the stages: {together:?}");
+    let starts: Vec<String> =
+        lab.hosts.iter().map(|h| unit_start(&lab, &h.address.to_string(), "containerd.service")).collect();
+    let out = provision(&["apply", "--no-verify", inv_s]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    let mut restarted_at = Vec::new();
+    for (h, before) in lab.hosts.iter().zip(&starts) {
+        let a = h.address.to_string();
+        let now = unit_start(&lab, &a, "containerd.service");
+        assert_ne!(&now, before, "containerd on {} was not restarted", h.name);
+        let sha = ssh_ok(
+            &lab,
+            &a,
+            "sha256sum /proc/$(systemctl show -p MainPID --value containerd.service)/exe | cut -d' ' -f1",
+        );
+        assert_eq!(sha.trim(), provision::artifacts::sha256_hex(&containerd), "{} runs the new binary", h.name);
+        // The hosts share this machine's monotonic clock: the restarts are in stage order.
+        restarted_at.push(now.split_whitespace().nth(1).and_then(|t| t.parse::<u64>().ok()).unwrap_or_default());
+    }
+    assert!(restarted_at.windows(2).all(|w| w[0] < w[1]), "restarts out of order: {restarted_at:?}");
+    assert_eq!(plan_json(inv_s).0, 0, "converged again");
+
+    // Back to the host's own packages: the unit and config name Debian's paths again, and
+    // the running containerd restarts in stages onto /usr/bin/containerd.
+    let text_now =
+        std::fs::read_to_string(&inv).unwrap().replace("\nruntime = \"directory\"", "\nruntime = \"preinstalled\"");
+    std::fs::write(&inv, text_now).unwrap();
+    let (status, plan) = plan_json(inv_s);
+    assert_eq!(status, 2, "{plan}");
+    let (stages, _) = runtime_phase(&plan);
+    let stage_hosts: Vec<&str> =
+        stages.iter().filter(|(_, _, u)| u == "containerd.service").map(|(h, _, _)| h.as_str()).collect();
+    assert_eq!(stage_hosts, ["node1", "node2", "node3"], "{stages:?}");
+    let out = provision(&["apply", "--no-verify", inv_s]);
+    assert_eq!(code(&out), 0, "apply: {}", text(&out));
+    for h in &lab.hosts {
+        let got = ssh_ok(
+            &lab,
+            &h.address.to_string(),
+            "readlink /proc/$(systemctl show -p MainPID --value containerd.service)/exe; \
+             ctr version | sed -n '/^Server:/,$p' | sed -n 's/^ *Version: *//p'",
+        );
+        assert!(got.starts_with("/usr/bin/containerd\n1.6."), "{}: {got}", h.name);
+    }
+    assert_eq!(plan_json(inv_s).0, 0, "converged on the packages");
+
+    // reset removes what the inventory manages now; the binaries of the earlier "directory"
+    // source are no longer in it (switching sources leaves them, unused): removed by hand.
+    let out = provision(&["reset", "--yes", inv_s]);
+    assert_eq!(code(&out), 0, "reset: {}", text(&out));
+    for h in &lab.hosts {
+        ssh_ok(
+            &lab,
+            &h.address.to_string(),
+            "systemctl stop containerd.service 2>/dev/null; cd /usr/local/bin && rm -f containerd \
+             containerd-shim-runc-v2 ctr runc crictl; rm -rf /opt/cni /etc/systemd/system/provision-k8s-kernel.service.d \
+             /etc/systemd/system/provision-pod-routes.service.d; systemctl daemon-reload; umount /var/lib/containerd || true",
+        );
     }
 }

@@ -164,17 +164,18 @@ pub fn ensure(http: &Http, item: &Remote, progress: &Progress) -> anyhow::Result
             expected: digest,
             expected_from: item.checksum.url().to_string(),
             actual,
-            hint: "nothing was cached and no host was changed. Run again (a proxy or an interrupted \
-                   transfer may have damaged it); if it persists, the mirror serves a file that differs \
-                   from its checksum: check the base URL in [artifacts]"
-                .into(),
+            hint: format!(
+                "nothing was cached and no host was changed. Run again (a proxy or an interrupted \
+                 transfer may have damaged it); if it persists, the mirror serves a file that differs \
+                 from its checksum: check the base URL in [artifacts] ({})",
+                item.hint
+            ),
         }
         .into());
     }
     // The checksum first: a verified file in place always has its checksum beside it.
     write_atomic(item.checksum.cached(), text.as_bytes())?;
-    fs::rename(&part, &item.file)
-        .with_context(|| format!("moving {} to {}", part.display(), item.file.display()))?;
+    fs::rename(&part, &item.file).with_context(|| format!("moving {} to {}", part.display(), item.file.display()))?;
     sync_dir(dir);
     Ok(Got {
         bytes,
@@ -201,15 +202,16 @@ fn download(http: &Http, item: &Remote, part: &Path, progress: &Progress) -> any
 }
 
 fn explain(e: FetchError, item: &Remote) -> anyhow::Error {
-    let advice = if e.is_not_found() {
-        format!("no such file: {}", item.hint)
-    } else {
-        match &e {
+    let advice =
+        if e.is_not_found() {
+            format!("no such file: {}", item.hint)
+        } else {
+            match &e {
             FetchError::Truncated { .. } => "nothing was installed".to_string(),
             _ => "no host was changed; for machines without internet access see docs/artifacts.md (air-gapped installs)"
                 .to_string(),
         }
-    };
+        };
     anyhow::anyhow!("{}: downloading {e}; {advice}", item.what)
 }
 
@@ -229,7 +231,11 @@ fn read_cached_checksum(source: &ChecksumSource) -> Option<Expected> {
 fn fetch_checksum(http: &Http, item: &Remote) -> anyhow::Result<Expected> {
     let url = item.checksum.url();
     let text = http.get_text(url).map_err(|e| {
-        let advice = if e.is_not_found() { format!("no published checksum: {}", item.hint) } else { "no host was changed".into() };
+        let advice = if e.is_not_found() {
+            format!("no published checksum: {}", item.hint)
+        } else {
+            "no host was changed".into()
+        };
         anyhow::anyhow!("{}: fetching the published checksum {e}; {advice}", item.what)
     })?;
     let digest = item

@@ -10,6 +10,9 @@ use crate::inventory::{Host, Role};
 
 /// Where every binary goes on the hosts (the units' ExecStart= point here).
 pub const BIN_DIR: &str = "/usr/local/bin";
+/// Where the CNI plugins go when provision installs them (the upstream default, which the
+/// rendered containerd config names).
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
 
 /// CPU architecture, in the names the Kubernetes and etcd releases use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -62,12 +65,17 @@ impl std::str::FromStr for Arch {
     }
 }
 
-/// The two release trains binaries come from.
+/// The release trains binaries come from: Kubernetes publishes each binary alone, the
+/// others one release file per architecture (see [`super::release`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Tier {
     Etcd,
     Kubernetes,
+    Containerd,
+    Runc,
+    CniPlugins,
+    Crictl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -82,6 +90,15 @@ pub enum Binary {
     Kubectl,
     Kubelet,
     KubeProxy,
+    Containerd,
+    ContainerdShimRuncV2,
+    Ctr,
+    Runc,
+    Crictl,
+    CniBridge,
+    CniHostLocal,
+    CniLoopback,
+    CniPortmap,
 }
 
 impl Binary {
@@ -94,6 +111,23 @@ impl Binary {
         Binary::Kubelet,
         Binary::KubeProxy,
     ];
+    /// The container runtime tier when provision installs it (artifacts.runtime =
+    /// "download" or "directory"). The CNI plugins are the four the rendered bridge
+    /// configuration uses (bridge, host-local IPAM, portmap) plus loopback for the pods'
+    /// `lo`: the one list preflight, verify and the installs use.
+    pub const RUNTIME: [Binary; 9] = [
+        Binary::Containerd,
+        Binary::ContainerdShimRuncV2,
+        Binary::Ctr,
+        Binary::Runc,
+        Binary::Crictl,
+        Binary::CniBridge,
+        Binary::CniHostLocal,
+        Binary::CniLoopback,
+        Binary::CniPortmap,
+    ];
+    pub const CNI_PLUGINS: [Binary; 4] =
+        [Binary::CniBridge, Binary::CniHostLocal, Binary::CniLoopback, Binary::CniPortmap];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -106,13 +140,40 @@ impl Binary {
             Binary::Kubectl => "kubectl",
             Binary::Kubelet => "kubelet",
             Binary::KubeProxy => "kube-proxy",
+            Binary::Containerd => "containerd",
+            Binary::ContainerdShimRuncV2 => "containerd-shim-runc-v2",
+            Binary::Ctr => "ctr",
+            Binary::Runc => "runc",
+            Binary::Crictl => "crictl",
+            Binary::CniBridge => "bridge",
+            Binary::CniHostLocal => "host-local",
+            Binary::CniLoopback => "loopback",
+            Binary::CniPortmap => "portmap",
         }
     }
 
     pub fn tier(self) -> Tier {
         match self {
             Binary::Etcd | Binary::Etcdctl | Binary::Etcdutl => Tier::Etcd,
-            _ => Tier::Kubernetes,
+            Binary::KubeApiserver
+            | Binary::KubeControllerManager
+            | Binary::KubeScheduler
+            | Binary::Kubectl
+            | Binary::Kubelet
+            | Binary::KubeProxy => Tier::Kubernetes,
+            Binary::Containerd | Binary::ContainerdShimRuncV2 | Binary::Ctr => Tier::Containerd,
+            Binary::Runc => Tier::Runc,
+            Binary::Crictl => Tier::Crictl,
+            Binary::CniBridge | Binary::CniHostLocal | Binary::CniLoopback | Binary::CniPortmap => Tier::CniPlugins,
+        }
+    }
+
+    /// Its name inside an `artifacts.directory` holding extracted binaries: the CNI
+    /// plugins in a `cni/` subfolder (their names, like `bridge`, say nothing alone).
+    pub fn directory_entry(self) -> String {
+        match self.tier() {
+            Tier::CniPlugins => format!("cni/{}", self.name()),
+            _ => self.name().to_string(),
         }
     }
 
@@ -126,6 +187,7 @@ impl Binary {
             Binary::KubeControllerManager => Component::KubeControllerManager,
             Binary::KubeScheduler => Component::KubeScheduler,
             Binary::Kubelet | Binary::KubeProxy => Component::Kubelet,
+            _ => Component::Runtime,
         }
     }
 
@@ -138,13 +200,20 @@ impl Binary {
             Binary::KubeScheduler => Some("kube-scheduler.service"),
             Binary::Kubelet => Some("kubelet.service"),
             Binary::KubeProxy => Some("kube-proxy.service"),
-            Binary::Etcdctl | Binary::Etcdutl | Binary::Kubectl => None,
+            // The shim comes with the daemon's release and must match it; runc, ctr,
+            // crictl and the CNI plugins are run afresh for each use. The unit keeps
+            // KillMode=process, so running containers survive the restart.
+            Binary::Containerd | Binary::ContainerdShimRuncV2 => Some("containerd.service"),
+            _ => None,
         }
     }
 
     /// Absolute path on the hosts.
     pub fn host_path(self) -> String {
-        format!("{BIN_DIR}/{}", self.name())
+        match self.tier() {
+            Tier::CniPlugins => format!("{CNI_BIN_DIR}/{}", self.name()),
+            _ => format!("{BIN_DIR}/{}", self.name()),
+        }
     }
 
     /// Whether `host` runs (or needs) this binary, by its roles. Matches render:
@@ -158,6 +227,8 @@ impl Binary {
                 control_plane
             }
             Binary::Kubelet | Binary::KubeProxy => control_plane || host.has(Role::Worker),
+            // The runtime tier: where render puts it (every host with a pod slice).
+            _ => host.runs_kubelet(),
         }
     }
 }
@@ -256,6 +327,32 @@ mod tests {
             ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy"]
         );
         assert_eq!(wanted(&[Role::Worker]), ["kubelet", "kube-proxy"]);
+        let runtime = |roles: &[Role]| Binary::RUNTIME.iter().filter(|b| b.wanted_by(&host(roles))).count();
+        assert_eq!((runtime(&[Role::Etcd]), runtime(&[Role::ControlPlane]), runtime(&[Role::Worker])), (0, 9, 9));
+    }
+
+    #[test]
+    fn runtime_binaries_paths_and_units() {
+        let paths: Vec<String> = Binary::RUNTIME.iter().map(|b| b.host_path()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/usr/local/bin/containerd",
+                "/usr/local/bin/containerd-shim-runc-v2",
+                "/usr/local/bin/ctr",
+                "/usr/local/bin/runc",
+                "/usr/local/bin/crictl",
+                "/opt/cni/bin/bridge",
+                "/opt/cni/bin/host-local",
+                "/opt/cni/bin/loopback",
+                "/opt/cni/bin/portmap",
+            ]
+        );
+        assert!(Binary::RUNTIME.iter().all(|b| b.component() == Component::Runtime));
+        let restarting: Vec<&str> = Binary::RUNTIME.iter().filter(|b| b.unit().is_some()).map(|b| b.name()).collect();
+        assert_eq!(restarting, ["containerd", "containerd-shim-runc-v2"]);
+        assert_eq!(Binary::CniHostLocal.directory_entry(), "cni/host-local");
+        assert_eq!(Binary::Runc.directory_entry(), "runc");
     }
 
     #[test]

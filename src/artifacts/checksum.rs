@@ -89,6 +89,24 @@ mod tests {
         assert!(parse_sha256_file(&D[..63]).is_err());
     }
 
+    /// The runtime releases' checksum files, in the shapes GitHub serves them.
+    #[test]
+    fn runtime_release_checksum_shapes() {
+        // containerd-<v>-linux-<arch>.tar.gz.sha256sum: sha256sum's output for the one file.
+        assert_eq!(parse_sha256_file(&format!("{D}  containerd-2.1.4-linux-amd64.tar.gz\n")).unwrap(), D);
+        // cni-plugins-linux-<arch>-v<v>.tgz.sha256: the same shape.
+        assert_eq!(parse_sha256_file(&format!("{D}  cni-plugins-linux-amd64-v1.7.1.tgz\n")).unwrap(), D);
+        // crictl-v<v>-linux-<arch>.tar.gz.sha256: the bare digest (older releases: with the name).
+        assert_eq!(parse_sha256_file(D).unwrap(), D);
+        assert_eq!(parse_sha256_file(&format!("{D} crictl-v1.34.0-linux-amd64.tar.gz")).unwrap(), D);
+        // runc.sha256sum: one line per asset of the release.
+        let x = "ab".repeat(32);
+        let runc = format!("{x}  runc.amd64\n{D}  runc.arm64\n{x}  runc.tar.xz\n{x}  libseccomp-2.5.6.tar.gz\n");
+        assert_eq!(lookup_sums(&runc, "runc.arm64").as_deref(), Some(D));
+        assert_eq!(lookup_sums(&runc, "runc.amd64").as_deref(), Some(x.as_str()));
+        assert_eq!(lookup_sums(&runc, "runc.riscv64"), None);
+    }
+
     #[test]
     fn sums_lists() {
         let sums = format!(

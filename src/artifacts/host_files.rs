@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use super::catalog::{self, Arch, Binary};
 use super::Artifacts;
+use super::catalog::{self, Arch, Binary};
 use crate::desired::{DesiredState, ManagedFile};
 use crate::inventory::{EtcdSource, Host, Inventory, KubernetesSource};
 
@@ -24,6 +24,9 @@ pub fn enabled(inv: &Inventory) -> Vec<Binary> {
     if inv.artifacts.kubernetes != KubernetesSource::Skip {
         out.extend(Binary::KUBERNETES);
     }
+    if inv.artifacts.runtime_source().installs_binaries() {
+        out.extend(Binary::RUNTIME);
+    }
     out
 }
 
@@ -32,8 +35,8 @@ pub fn wanted(inv: &Inventory, host: &Host) -> Vec<Binary> {
     enabled(inv).into_iter().filter(|b| b.wanted_by(host)).collect()
 }
 
-/// `host`'s binaries as files: /usr/local/bin/<name>, 0755 root:root, in the phase of
-/// the component that runs them. The content is shared (an `Arc`), not copied.
+/// `host`'s binaries as files: /usr/local/bin/<name> (CNI plugins: /opt/cni/bin/<name>),
+/// 0755 root:root, in the phase of the component that runs them. The content is shared (an `Arc`), not copied.
 pub fn files_for(artifacts: &Artifacts, host: &Host) -> Vec<ManagedFile> {
     let Some(set) = artifacts.sets.get(&artifacts.arch_of(&host.name)) else { return Vec::new() };
     set.values().filter(|r| r.binary.wanted_by(host)).map(|r| file(r.binary, r.content.clone())).collect()
@@ -104,7 +107,10 @@ pub fn fill(desired: &mut DesiredState, artifacts: &Artifacts, inv: &Inventory) 
 
 /// Each host's architecture from its facts (`uname -m`), for the hosts that get
 /// binaries. A host on an architecture without releases is an error naming it.
-pub fn arches_from_machines(inv: &Inventory, machines: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, Arch>> {
+pub fn arches_from_machines(
+    inv: &Inventory,
+    machines: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, Arch>> {
     let mut out = BTreeMap::new();
     let mut bad = Vec::new();
     for host in &inv.hosts {
@@ -120,7 +126,8 @@ pub fn arches_from_machines(inv: &Inventory, machines: &BTreeMap<String, String>
     if !bad.is_empty() {
         bail!(
             "{}: Kubernetes and etcd binaries are installed for amd64 and arm64 only; \
-             for other machines install them yourself and set artifacts.kubernetes = \"skip\" / artifacts.etcd = \"preinstalled\"",
+             for other machines install them yourself and set artifacts.kubernetes = \"skip\" / artifacts.etcd = \"preinstalled\" \
+             (and the runtime's: artifacts.runtime = \"preinstalled\")",
             bad.join(", ")
         );
     }
@@ -228,7 +235,10 @@ roles = ["worker"]
                     dirs: vec![],
                     files: vec![],
                     units: if h.has(Role::Etcd) {
-                        vec![unit("etcd.service", Component::Etcd), unit("kube-apiserver.service", Component::KubeApiserver)]
+                        vec![
+                            unit("etcd.service", Component::Etcd),
+                            unit("kube-apiserver.service", Component::KubeApiserver),
+                        ]
                     } else {
                         vec![unit("kubelet.service", Component::Kubelet)]
                     },
@@ -265,13 +275,60 @@ roles = ["worker"]
     }
 
     #[test]
+    fn runtime_binaries_go_to_every_kubelet_host_only_when_provision_installs_them() {
+        let extra = "[[host]]\nname = \"e1\"\naddress = \"10.0.0.9\"\nroles = [\"etcd\"]\n";
+        let runtime = |inv: &Inventory, i: usize| -> Vec<String> {
+            wanted(inv, &inv.hosts[i])
+                .into_iter()
+                .filter(|b| Binary::RUNTIME.contains(b))
+                .map(|b| b.host_path())
+                .collect()
+        };
+        for source in ["download", "directory"] {
+            let inv = inventory(&format!("[artifacts]\nruntime = \"{source}\"\ndirectory = \"/srv\"\n{extra}"));
+            assert_eq!(inv.hosts[0].name, "e1");
+            assert!(runtime(&inv, 0).is_empty(), "an etcd-only host runs no kubelet: no runtime");
+            for i in [1, 2] {
+                assert_eq!(runtime(&inv, i), Binary::RUNTIME.map(|b| b.host_path()), "{source} {}", inv.hosts[i].name);
+            }
+        }
+        for source in ["preinstalled", "skip"] {
+            let inv = inventory(&format!("[artifacts]\nruntime = \"{source}\"\n"));
+            assert!(runtime(&inv, 0).is_empty() && runtime(&inv, 1).is_empty(), "{source}: the host's own or none");
+        }
+        // containerd.service restarts when the daemon or its shim changes.
+        let inv = inventory("[artifacts]\nruntime = \"download\"\n");
+        let unit = ManagedUnit { name: "containerd.service".into(), component: Component::Runtime, watches: vec![] };
+        let mut desired = DesiredState {
+            hosts: vec![DesiredHost {
+                host: "w1".into(),
+                users: vec![],
+                dirs: vec![],
+                files: vec![],
+                units: vec![unit],
+            }],
+        };
+        add_placeholders(&mut desired, &inv).unwrap();
+        assert_eq!(
+            desired.hosts[0].units[0].watches,
+            ["/usr/local/bin/containerd", "/usr/local/bin/containerd-shim-runc-v2"]
+        );
+        let cni = desired.hosts[0].file("/opt/cni/bin/portmap").unwrap();
+        assert_eq!((cni.mode, cni.owner.as_str(), cni.component), (0o755, "root", Component::Runtime));
+    }
+
+    #[test]
     fn machines_map_to_arches() {
         let inv = inventory("");
-        let m = |a: &str, b: &str| BTreeMap::from([("cp1".to_string(), a.to_string()), ("w1".to_string(), b.to_string())]);
+        let m =
+            |a: &str, b: &str| BTreeMap::from([("cp1".to_string(), a.to_string()), ("w1".to_string(), b.to_string())]);
         let got = arches_from_machines(&inv, &m("x86_64", "aarch64")).unwrap();
         assert_eq!(got, BTreeMap::from([("cp1".into(), Arch::Amd64), ("w1".into(), Arch::Arm64)]));
         let e = arches_from_machines(&inv, &m("x86_64", "riscv64")).unwrap_err().to_string();
-        assert!(e.starts_with("w1 is riscv64: Kubernetes and etcd binaries are installed for amd64 and arm64 only"), "{e}");
+        assert!(
+            e.starts_with("w1 is riscv64: Kubernetes and etcd binaries are installed for amd64 and arm64 only"),
+            "{e}"
+        );
         // A host that gets no binaries may be anything.
         let skip = inventory("[artifacts]\nkubernetes = \"skip\"\netcd = \"preinstalled\"\n");
         assert!(arches_from_machines(&skip, &m("s390x", "riscv64")).unwrap().is_empty());

@@ -1,11 +1,13 @@
 //! The `directory` source (air-gapped installs): binaries the operator put in
 //! `artifacts.directory`, checked against checksum files when they are there.
 //!
-//! Layout (docs/artifacts.md): `<dir>/kube-apiserver`, ..., and either
-//! `<dir>/etcd-v<ver>-linux-<arch>.tar.gz` or the extracted `<dir>/etcd`, `etcdctl`,
-//! `etcdutl`. With hosts of several architectures: `<dir>/amd64/...`, `<dir>/arm64/...`.
-//! Checksums, optional: `<file>.sha256` beside a file, or a `SHA256SUMS` list in the
-//! same directory (what `provision artifacts fetch --to` writes).
+//! Layout (docs/artifacts.md): `<dir>/kube-apiserver`, ..., and for each release file
+//! (etcd, containerd, runc, CNI plugins, crictl) either the file as published
+//! (`<dir>/etcd-v<ver>-linux-<arch>.tar.gz`, `<dir>/runc.amd64`, ...) or the extracted
+//! binaries (`<dir>/etcd`, `<dir>/containerd`, `<dir>/runc`, `<dir>/cni/bridge`, ...).
+//! With hosts of several architectures: `<dir>/amd64/...`, `<dir>/arm64/...`.
+//! Checksums, optional: `<file>.sha256` or `<file>.sha256sum` beside a file, or a list
+//! (`SHA256SUMS`, or the release's own such as `runc.sha256sum`) in the same directory.
 
 use std::path::{Path, PathBuf};
 
@@ -32,10 +34,15 @@ pub fn arch_root(dir: &Path, arch: Arch) -> PathBuf {
     if nested.is_dir() { nested } else { dir.to_path_buf() }
 }
 
-/// Reads `root/name` and checks it against `root/name.sha256` or `root/SHA256SUMS`
-/// when either has it. A missing file is an error naming the path; so is a checksum
-/// file that exists but cannot be read or does not match.
+/// Reads `root/name` and checks it against `root/name.sha256`, `root/name.sha256sum` or
+/// `root/SHA256SUMS` when one has it. A missing file is None; a checksum file that exists
+/// but cannot be read or does not match is an error naming the paths.
 pub fn read(root: &Path, name: &str, what: &str) -> anyhow::Result<Option<Found>> {
+    read_in(root, name, what, &[SUMS_FILE])
+}
+
+/// [`read`] with the checksum lists to consult (a release's own list, like `runc.sha256sum`).
+pub fn read_in(root: &Path, name: &str, what: &str, lists: &[&str]) -> anyhow::Result<Option<Found>> {
     let path = root.join(name);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -43,7 +50,7 @@ pub fn read(root: &Path, name: &str, what: &str) -> anyhow::Result<Option<Found>
         Err(e) => return Err(e).with_context(|| format!("{what}: reading {}", path.display())),
     };
     let sha256 = checksum::sha256_hex(&bytes);
-    let Some((expected, checksum_file)) = expected_digest(root, name, what)? else {
+    let Some((expected, checksum_file)) = expected_digest(root, name, what, lists)? else {
         return Ok(Some(Found { bytes, sha256, path, checksum_file: None }));
     };
     if expected != sha256 {
@@ -77,21 +84,26 @@ pub fn require(root: &Path, name: &str, what: &str, dir_setting: &Path) -> anyho
     }
 }
 
-/// The digest the directory publishes for `name`: `<name>.sha256` first, then a line in
-/// `SHA256SUMS`. None when neither says anything about it.
-fn expected_digest(root: &Path, name: &str, what: &str) -> anyhow::Result<Option<(String, PathBuf)>> {
-    let own = root.join(format!("{name}.sha256"));
-    if let Some(text) = read_text(&own, what)? {
-        let digest = checksum::parse_sha256_file(&text).map_err(|why| {
-            anyhow::anyhow!("{what}: the checksum file {} {why}; fix or remove it", own.display())
-        })?;
-        return Ok(Some((digest, own)));
+/// The digest the directory publishes for `name`: its own `<name>.sha256` or
+/// `<name>.sha256sum` first, then a line in one of `lists`. None when nothing says
+/// anything about it.
+fn expected_digest(root: &Path, name: &str, what: &str, lists: &[&str]) -> anyhow::Result<Option<(String, PathBuf)>> {
+    for suffix in [".sha256", ".sha256sum"] {
+        let own = root.join(format!("{name}{suffix}"));
+        if let Some(text) = read_text(&own, what)? {
+            let digest = checksum::parse_sha256_file(&text).map_err(|why| {
+                anyhow::anyhow!("{what}: the checksum file {} {why}; fix or remove it", own.display())
+            })?;
+            return Ok(Some((digest, own)));
+        }
     }
-    let sums = root.join(SUMS_FILE);
-    if let Some(text) = read_text(&sums, what)? {
+    for list in lists {
+        let sums = root.join(list);
         // A list that does not mention the file (e.g. the etcd release's list, which names
         // only archives) says nothing about it.
-        return Ok(checksum::lookup_sums(&text, name).map(|d| (d, sums)));
+        if let Some(digest) = read_text(&sums, what)?.and_then(|text| checksum::lookup_sums(&text, name)) {
+            return Ok(Some((digest, sums)));
+        }
     }
     Ok(None)
 }
@@ -134,7 +146,14 @@ mod tests {
         // The file's own .sha256 comes first.
         std::fs::write(root.join("kubelet.sha256"), "f".repeat(64)).unwrap();
         let e = read(root, "kubelet", "kubelet (linux/amd64)").unwrap_err().to_string();
-        assert!(e.starts_with(&format!("kubelet (linux/amd64): sha256 mismatch for {}/kubelet: expected {}", root.display(), "f".repeat(64))), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "kubelet (linux/amd64): sha256 mismatch for {}/kubelet: expected {}",
+                root.display(),
+                "f".repeat(64)
+            )),
+            "{e}"
+        );
         assert!(e.contains(&format!("got {}", plain.sha256)), "{e}");
         std::fs::write(root.join("kubelet.sha256"), "oops").unwrap();
         let e = read(root, "kubelet", "kubelet").unwrap_err().to_string();

@@ -1,4 +1,4 @@
-//! The Kubernetes and etcd binaries: where they come from (downloaded into a cache on
+//! The Kubernetes, etcd and container runtime binaries: where they come from (downloaded into a cache on
 //! the operator's machine with the published checksums checked, or taken from a local
 //! directory for air-gapped installs), and which host gets which.
 //!
@@ -20,6 +20,7 @@ pub mod etcd_tarball;
 mod host_files;
 mod local_dir;
 mod progress;
+pub mod release;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -29,9 +30,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use cache::default_root as default_cache_root;
-pub use catalog::{Arch, BIN_DIR, Binary, Tier, etcd_tarball_name, etcd_tarball_url, etcd_sums_url, kubernetes_url};
+pub use catalog::{
+    Arch, BIN_DIR, Binary, CNI_BIN_DIR, Tier, etcd_sums_url, etcd_tarball_name, etcd_tarball_url, kubernetes_url,
+};
 pub use checksum::{Mismatch, sha256_hex};
-pub use host_files::{add_placeholders, arches_from_machines, fill, files_for, wanted};
+pub use host_files::{add_placeholders, arches_from_machines, files_for, fill, wanted};
 pub use local_dir::SUMS_FILE;
 pub use progress::{Progress, human_bytes};
 pub use resolve::{Options, SourceChoice, export_to, resolve, resolve_with};

@@ -205,7 +205,7 @@ pub struct Artifacts {
     /// Download cache on the operator's machine (default: ~/.cache/provision).
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// Where containerd, runc and the CNI plugins come from, for every host with a
+    /// Where containerd, runc, the CNI plugins and crictl come from, for every host with a
     /// kubelet. Unset: "preinstalled" when the kubernetes tier is rendered, else "skip".
     #[serde(default)]
     pub runtime: Option<RuntimeSource>,
@@ -213,6 +213,19 @@ pub struct Artifacts {
     pub kubernetes_base_url: String,
     #[serde(default = "default_etcd_url")]
     pub etcd_base_url: String,
+    /// Where the runtime tier's releases are downloaded from: GitHub, or a mirror that
+    /// reproduces GitHub's `<owner>/<repo>/releases/download/...` paths.
+    #[serde(default = "default_runtime_url")]
+    pub runtime_base_url: String,
+    /// The runtime releases installed when `runtime` is "download" or "directory".
+    #[serde(default = "default_containerd_version")]
+    pub containerd_version: String,
+    #[serde(default = "default_runc_version")]
+    pub runc_version: String,
+    #[serde(default = "default_cni_plugins_version")]
+    pub cni_plugins_version: String,
+    #[serde(default = "default_crictl_version")]
+    pub crictl_version: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -232,8 +245,21 @@ pub enum RuntimeSource {
     /// The hosts' own packages (Debian: containerd, runc, containernetworking-plugins);
     /// provision renders their configuration.
     Preinstalled,
+    /// The official releases (containerd, runc, CNI plugins, crictl) from
+    /// `runtime_base_url`, checked against their published checksums.
+    Download,
+    /// The same files from `artifacts.directory` (air-gapped installs).
+    Directory,
     /// Nothing of the runtime tier is rendered (the operator brings a runtime and a CNI).
     Skip,
+}
+
+impl RuntimeSource {
+    /// Whether provision installs the runtime binaries itself (under /usr/local/bin and
+    /// /opt/cni/bin) rather than using the host's packages.
+    pub fn installs_binaries(self) -> bool {
+        matches!(self, RuntimeSource::Download | RuntimeSource::Directory)
+    }
 }
 
 impl Artifacts {
@@ -396,6 +422,27 @@ fn default_kubernetes_url() -> String {
 }
 fn default_etcd_url() -> String {
     "https://github.com/etcd-io/etcd/releases/download".into()
+}
+fn default_runtime_url() -> String {
+    "https://github.com".into()
+}
+/// The runtime releases' defaults: containerd 2.1 and runc 1.3 (current, supported
+/// releases), the CNI plugins' latest, crictl of the newest supported Kubernetes minor.
+pub const DEFAULT_CONTAINERD_VERSION: &str = "2.1.4";
+pub const DEFAULT_RUNC_VERSION: &str = "1.3.0";
+pub const DEFAULT_CNI_PLUGINS_VERSION: &str = "1.7.1";
+pub const DEFAULT_CRICTL_VERSION: &str = "1.34.0";
+fn default_containerd_version() -> String {
+    DEFAULT_CONTAINERD_VERSION.into()
+}
+fn default_runc_version() -> String {
+    DEFAULT_RUNC_VERSION.into()
+}
+fn default_cni_plugins_version() -> String {
+    DEFAULT_CNI_PLUGINS_VERSION.into()
+}
+fn default_crictl_version() -> String {
+    DEFAULT_CRICTL_VERSION.into()
 }
 
 macro_rules! default_from_serde {

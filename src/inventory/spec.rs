@@ -69,7 +69,7 @@ pub const POD_SECURITY_LEVELS: &[&str] = &["restricted", "baseline", "privileged
 pub const KEY_ALGORITHMS: &[&str] = &["ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096"];
 pub const KUBERNETES_SOURCES: &[&str] = &["download", "directory", "skip"];
 pub const ETCD_SOURCES: &[&str] = &["download", "directory", "preinstalled"];
-pub const RUNTIME_SOURCES: &[&str] = &["preinstalled", "skip"];
+pub const RUNTIME_SOURCES: &[&str] = &["preinstalled", "download", "directory", "skip"];
 
 const PORT: Kind = Kind::Int { min: 1, max: 65535 };
 const U32: Kind = Kind::Int { min: 0, max: u32::MAX as i128 };
@@ -172,6 +172,11 @@ pub const ARTIFACTS: Section = Section {
         opt("cache_dir", Kind::Path, "\"~/.cache/provision\""),
         opt("kubernetes_base_url", Kind::Text, "\"https://dl.k8s.io\""),
         opt("etcd_base_url", Kind::Text, "\"https://github.com/etcd-io/etcd/releases/download\""),
+        opt("runtime_base_url", Kind::Text, "\"https://github.com\""),
+        opt("containerd_version", Kind::Text, "\"2.1.4\""),
+        opt("runc_version", Kind::Text, "\"1.3.0\""),
+        opt("cni_plugins_version", Kind::Text, "\"1.7.1\""),
+        opt("crictl_version", Kind::Text, "\"1.34.0\""),
     ],
 };
 

@@ -68,6 +68,12 @@ pub const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Debian's containerd package.
 pub const CONTAINERD_BIN_PREINSTALLED: &str = "/usr/bin/containerd";
+/// The parent of the CNI plugins' directory when provision installs them (/opt/cni/bin).
+pub const OPT_CNI_DIR: &str = "/opt/cni";
+/// Debian's runc package.
+pub const RUNC_BIN_PREINSTALLED: &str = "/usr/sbin/runc";
+/// crictl's configuration (the runtime and image endpoints).
+pub const CRICTL_CONFIG: &str = "/etc/crictl.yaml";
 /// Debian's containernetworking-plugins package.
 pub const CNI_BIN_DIR_PREINSTALLED: &str = "/usr/lib/cni";
 pub const CNI_DIR: &str = "/etc/cni";

@@ -11,10 +11,15 @@ use serde::Serialize;
 use super::builder::{HostBuilder, Perm, ROOT_0600, ROOT_0644, ROOT_0755};
 use super::paths;
 use super::{HostCx, RenderCx};
+use crate::artifacts::Binary;
 use crate::desired::Component;
+use crate::inventory::{Artifacts, RuntimeSource};
 
 pub const CONTAINERD_UNIT: &str = "containerd.service";
 pub const CONTAINERD_CONFIG_TEMPLATE: &str = "containerd-config.toml";
+/// containerd 2.x's configuration format (version 3).
+pub const CONTAINERD_CONFIG_V3_TEMPLATE: &str = "containerd-config-v3.toml";
+pub const CRICTL_TEMPLATE: &str = "crictl.yaml";
 pub const KERNEL_UNIT: &str = "provision-k8s-kernel.service";
 pub const MODULES_TEMPLATE: &str = "provision-k8s-modules.conf";
 pub const SYSCTL_TEMPLATE: &str = "provision-k8s-sysctl.conf";
@@ -39,19 +44,67 @@ pub const SYSCTLS: &[(&str, &str)] = &[
 /// An IPv6 Pod range needs IPv6 forwarding too.
 pub const SYSCTLS_IPV6: &[(&str, &str)] = &[("net.ipv6.conf.all.forwarding", "1")];
 /// What artifacts.runtime = "preinstalled" needs on a host: (path, Debian package). The
-/// paths are those of Debian bookworm's packages (containerd 1.6, runc 1.1,
-/// containernetworking-plugins 1.1, iptables); preflight refuses a host without them.
-pub const PREINSTALLED_BINARIES: &[(&str, &str)] = &[
-    (paths::CONTAINERD_BIN_PREINSTALLED, "containerd"),
-    ("/usr/bin/containerd-shim-runc-v2", "containerd"),
-    ("/usr/sbin/runc", "runc"),
-    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
-    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
-    ("/usr/lib/cni/portmap", "containernetworking-plugins"),
-    ("/usr/lib/cni/loopback", "containernetworking-plugins"),
-    // The pod routes unit loads the pod egress masquerade with it (templates/pod-masquerade.rules).
-    ("/usr/sbin/iptables-restore", "iptables"),
-];
+/// paths are those of Debian's packages (bookworm: containerd 1.6, runc 1.1,
+/// containernetworking-plugins 1.1; trixie: 1.7, 1.1, 1.1); preflight refuses a host
+/// without them. The CNI plugins are the one list of `Binary::CNI_PLUGINS`.
+pub fn preinstalled_binaries() -> Vec<(String, &'static str)> {
+    let mut out = vec![
+        (paths::CONTAINERD_BIN_PREINSTALLED.to_string(), "containerd"),
+        ("/usr/bin/containerd-shim-runc-v2".to_string(), "containerd"),
+        (paths::RUNC_BIN_PREINSTALLED.to_string(), "runc"),
+    ];
+    out.extend(
+        Binary::CNI_PLUGINS
+            .iter()
+            .map(|b| (format!("{}/{}", paths::CNI_BIN_DIR_PREINSTALLED, b.name()), "containernetworking-plugins")),
+    );
+    out
+}
+
+/// Where the runtime's binaries are on a host, by `artifacts.runtime`: Debian's packages'
+/// paths, or where provision installs the releases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeBins {
+    pub containerd: String,
+    pub runc: String,
+    pub cni_bin_dir: String,
+}
+
+impl RuntimeBins {
+    pub fn of(source: RuntimeSource) -> RuntimeBins {
+        if source.installs_binaries() {
+            RuntimeBins {
+                containerd: Binary::Containerd.host_path(),
+                runc: Binary::Runc.host_path(),
+                cni_bin_dir: crate::artifacts::CNI_BIN_DIR.to_string(),
+            }
+        } else {
+            RuntimeBins {
+                containerd: paths::CONTAINERD_BIN_PREINSTALLED.to_string(),
+                runc: paths::RUNC_BIN_PREINSTALLED.to_string(),
+                cni_bin_dir: paths::CNI_BIN_DIR_PREINSTALLED.to_string(),
+            }
+        }
+    }
+}
+
+/// The containerd configuration format the host's containerd reads: 3 for containerd 2.x,
+/// 2 for 1.6/1.7. The packages (preinstalled) are Debian's 1.6 (bookworm) or 1.7
+/// (trixie); a release provision installs is the inventory's containerd_version.
+/// Also whether the CNI directory is written `bin_dirs` (a list: containerd 2.1 deprecated
+/// `bin_dir`).
+pub fn containerd_config_format(a: &Artifacts) -> (u8, bool) {
+    if !a.runtime_source().installs_binaries() {
+        return (2, false);
+    }
+    let mut parts = a.containerd_version.trim_start_matches('v').split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if major >= 2 { (3, (major, minor) >= (2, 1)) } else { (2, false) }
+}
+
+/// What the runtime tier runs on a host whatever its source: (path, Debian package).
+/// The pod routes unit loads the pod egress masquerade (templates/pod-masquerade.rules).
+pub const HOST_TOOLS: &[(&str, &str)] = &[("/usr/sbin/iptables-restore", "iptables")];
 /// CIS 1.1.9/1.1.10: CNI files 600 or stricter, root:root.
 pub const CNI_PERM: Perm = ROOT_0600;
 
@@ -66,9 +119,12 @@ struct Sysctl {
 struct RuntimeCtx {
     socket: &'static str,
     sandbox_image: &'static str,
-    containerd_bin: &'static str,
+    containerd_bin: String,
+    containerd_version: String,
+    runc_bin: String,
     containerd_config: &'static str,
-    cni_bin_dir: &'static str,
+    cni_bin_dir: String,
+    cni_bin_dirs: bool,
     cni_conf_dir: &'static str,
     kernel_unit: &'static str,
     kernel_modules: &'static [&'static str],
@@ -86,15 +142,19 @@ struct RuntimeCtx {
     multicast: &'static str,
 }
 
-fn runtime_ctx(pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
+fn runtime_ctx(a: &Artifacts, pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
     let ipv6 = pod_cidr.addr().is_ipv6();
     let extra = if ipv6 { SYSCTLS_IPV6 } else { &[] };
+    let bins = RuntimeBins::of(a.runtime_source());
     RuntimeCtx {
         socket: paths::CONTAINERD_SOCKET,
         sandbox_image: SANDBOX_IMAGE,
-        containerd_bin: paths::CONTAINERD_BIN_PREINSTALLED,
+        containerd_bin: bins.containerd,
+        containerd_version: a.containerd_version.clone(),
+        runc_bin: bins.runc,
         containerd_config: paths::CONTAINERD_CONFIG,
-        cni_bin_dir: paths::CNI_BIN_DIR_PREINSTALLED,
+        cni_bin_dir: bins.cni_bin_dir,
+        cni_bin_dirs: containerd_config_format(a).1,
         cni_conf_dir: paths::CNI_CONF_DIR,
         kernel_unit: KERNEL_UNIT,
         kernel_modules: KERNEL_MODULES,
@@ -116,7 +176,7 @@ fn runtime_ctx(pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
 pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Result<()> {
     let c = Component::Runtime;
     let mut ctx = h.ctx.clone();
-    ctx.insert("runtime", &runtime_ctx(&cx.inv.cluster.pod_cidr));
+    ctx.insert("runtime", &runtime_ctx(&cx.inv.artifacts, &cx.inv.cluster.pod_cidr));
     let render =
         |name: &str| cx.templates.render(name, &ctx).with_context(|| format!("host {}: template {name}", h.host.name));
 
@@ -125,9 +185,19 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
     b.unit(KERNEL_UNIT, render(KERNEL_UNIT)?, c, &[paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF])?;
 
     b.dir(paths::CONTAINERD_DIR, ROOT_0755, c);
-    b.text(paths::CONTAINERD_CONFIG, ROOT_0600, render(CONTAINERD_CONFIG_TEMPLATE)?, c)?;
+    let config = match containerd_config_format(&cx.inv.artifacts).0 {
+        3 => CONTAINERD_CONFIG_V3_TEMPLATE,
+        _ => CONTAINERD_CONFIG_TEMPLATE,
+    };
+    b.text(paths::CONTAINERD_CONFIG, ROOT_0600, render(config)?, c)?;
+    b.text(paths::CRICTL_CONFIG, ROOT_0644, render(CRICTL_TEMPLATE)?, c)?;
     b.unit(CONTAINERD_UNIT, render(CONTAINERD_UNIT)?, c, &[paths::CONTAINERD_CONFIG])?;
 
+    // The releases' CNI plugins go to /opt/cni/bin, which no package creates.
+    if cx.inv.artifacts.runtime_source().installs_binaries() {
+        b.dir(paths::OPT_CNI_DIR, ROOT_0755, c);
+        b.dir(crate::artifacts::CNI_BIN_DIR, ROOT_0755, c);
+    }
     // containerd watches the CNI directory and picks a changed configuration up itself.
     b.dir(paths::CNI_DIR, ROOT_0755, c);
     b.dir(paths::CNI_CONF_DIR, ROOT_0755, c);
@@ -168,6 +238,7 @@ mod tests {
 
     const RUNTIME_FILES: &[&str] = &[
         paths::CONTAINERD_CONFIG,
+        paths::CRICTL_CONFIG,
         paths::CNI_CONFLIST,
         paths::MODULES_LOAD_CONF,
         paths::SYSCTL_CONF,
@@ -199,7 +270,7 @@ mod tests {
             for unit in [CONTAINERD_UNIT, KERNEL_UNIT, ROUTES_UNIT] {
                 assert_eq!(runtime[paths::unit_path(unit).as_str()], (0o600, "root", "root"));
             }
-            for f in [paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF, paths::POD_ROUTES, paths::POD_MASQUERADE] {
+            for f in [paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF, paths::POD_ROUTES, paths::POD_MASQUERADE, paths::CRICTL_CONFIG] {
                 assert_eq!(runtime[f], (0o644, "root", "root"));
             }
             let units: BTreeMap<&str, &Vec<String>> = h
@@ -252,6 +323,7 @@ mod tests {
             let runc = &cri["containerd"]["runtimes"]["runc"];
             assert_eq!(runc["runtime_type"].as_str(), Some("io.containerd.runc.v2"));
             assert_eq!(runc["options"]["SystemdCgroup"].as_bool(), Some(true));
+            assert_eq!(runc["options"]["BinaryName"].as_str(), Some("/usr/sbin/runc"));
             assert_eq!(cri["cni"]["conf_dir"].as_str(), Some(paths::CNI_CONF_DIR));
             assert_eq!(cri["cni"]["bin_dir"].as_str(), Some(paths::CNI_BIN_DIR_PREINSTALLED));
             let unit = text(h, &paths::unit_path(CONTAINERD_UNIT));
@@ -262,6 +334,80 @@ mod tests {
             assert_eq!(kubelet["containerRuntimeEndpoint"].as_str(), Some("unix:///run/containerd/containerd.sock"));
             assert_eq!(kubelet["cgroupDriver"].as_str(), Some("systemd"));
         }
+    }
+
+    /// containerd 2.x (download/directory with containerd_version >= 2.0): format 3, the
+    /// split CRI plugins, the binaries provision installs.
+    #[test]
+    fn containerd_2_gets_config_version_3_with_the_installed_binaries() {
+        let mut inv = ha();
+        inv.artifacts.runtime = Some(RuntimeSource::Download);
+        for h in &rendered(&inv) {
+            let c: toml::Table = toml::from_str(&text(h, paths::CONTAINERD_CONFIG)).unwrap();
+            assert_eq!(c["version"].as_integer(), Some(3));
+            assert_eq!(c["grpc"]["address"].as_str(), Some(paths::CONTAINERD_SOCKET));
+            assert_eq!(
+                c["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"].as_str(),
+                Some(SANDBOX_IMAGE)
+            );
+            let rt = &c["plugins"]["io.containerd.cri.v1.runtime"];
+            let runc = &rt["containerd"]["runtimes"]["runc"];
+            assert_eq!(rt["containerd"]["default_runtime_name"].as_str(), Some("runc"));
+            assert_eq!(runc["runtime_type"].as_str(), Some("io.containerd.runc.v2"));
+            assert_eq!(runc["options"]["SystemdCgroup"].as_bool(), Some(true));
+            assert_eq!(runc["options"]["BinaryName"].as_str(), Some("/usr/local/bin/runc"));
+            // 2.1 deprecated bin_dir for the bin_dirs list.
+            assert_eq!(rt["cni"]["bin_dirs"].as_array().unwrap()[0].as_str(), Some("/opt/cni/bin"));
+            assert!(rt["cni"].get("bin_dir").is_none());
+            assert_eq!(rt["cni"]["conf_dir"].as_str(), Some(paths::CNI_CONF_DIR));
+            assert_eq!(rt["cni"]["max_conf_num"].as_integer(), Some(1));
+            let cri = &c["plugins"]["io.containerd.grpc.v1.cri"];
+            assert_eq!(cri["stream_server_address"].as_str(), Some("127.0.0.1"));
+            assert_eq!(cri["disable_tcp_service"].as_bool(), Some(true));
+            // No 1.x table name may linger: containerd 2 would ignore its settings.
+            assert!(!text(h, paths::CONTAINERD_CONFIG).contains("io.containerd.grpc.v1.cri\".containerd"));
+            let unit = text(h, &paths::unit_path(CONTAINERD_UNIT));
+            assert!(
+                unit.contains("ExecStart=/usr/local/bin/containerd --config=/etc/containerd/config.toml\n"),
+                "{unit}"
+            );
+            assert!(unit.contains("KillMode=process\n"), "running containers survive a restart");
+        }
+        // containerd 2.0 reads format 3 but has only bin_dir.
+        inv.artifacts.containerd_version = "2.0.6".into();
+        let c: toml::Table = toml::from_str(&text(&rendered(&inv)[0], paths::CONTAINERD_CONFIG)).unwrap();
+        assert_eq!(c["version"].as_integer(), Some(3));
+        assert_eq!(c["plugins"]["io.containerd.cri.v1.runtime"]["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
+        // A 1.7 release from the directory: format 2, at provision's paths.
+        inv.artifacts.runtime = Some(RuntimeSource::Directory);
+        inv.artifacts.containerd_version = "1.7.24".into();
+        let h = &rendered(&inv)[0];
+        let c: toml::Table = toml::from_str(&text(h, paths::CONTAINERD_CONFIG)).unwrap();
+        assert_eq!(c["version"].as_integer(), Some(2));
+        let cri = &c["plugins"]["io.containerd.grpc.v1.cri"];
+        assert_eq!(cri["sandbox_image"].as_str(), Some(SANDBOX_IMAGE));
+        assert_eq!(cri["cni"]["bin_dir"].as_str(), Some("/opt/cni/bin"));
+        assert_eq!(
+            cri["containerd"]["runtimes"]["runc"]["options"]["BinaryName"].as_str(),
+            Some("/usr/local/bin/runc")
+        );
+        assert_eq!(cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].as_bool(), Some(true));
+        assert!(text(h, &paths::unit_path(CONTAINERD_UNIT)).contains("ExecStart=/usr/local/bin/containerd "));
+        // The directory the CNI plugins are pushed into exists first (no package makes it).
+        let dirs: Vec<&str> = h.dirs.iter().map(|d| d.path.as_str()).collect();
+        assert!(dirs.contains(&"/opt/cni") && dirs.contains(&"/opt/cni/bin"), "{dirs:?}");
+        assert!(!rendered(&ha())[0].dirs.iter().any(|d| d.path.starts_with("/opt/cni")), "not for the packages");
+    }
+
+    #[test]
+    fn crictl_talks_to_the_containerd_socket() {
+        let h = &rendered(&ha())[0];
+        let f = h.file(paths::CRICTL_CONFIG).unwrap();
+        assert_eq!((f.mode, f.owner.as_str(), f.group.as_str()), (0o644, "root", "root"));
+        let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text(h, paths::CRICTL_CONFIG)).unwrap();
+        assert_eq!(y["runtime-endpoint"].as_str(), Some("unix:///run/containerd/containerd.sock"));
+        assert_eq!(y["image-endpoint"].as_str(), Some("unix:///run/containerd/containerd.sock"));
+        assert_eq!(y["timeout"].as_i64(), Some(10));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("coredns.yaml", include_str!("../../templates/coredns.yaml")),
     ("smoke-test.yaml", include_str!("../../templates/smoke-test.yaml")),
     ("containerd-config.toml", include_str!("../../templates/containerd-config.toml")),
+    ("containerd-config-v3.toml", include_str!("../../templates/containerd-config-v3.toml")),
+    ("crictl.yaml", include_str!("../../templates/crictl.yaml")),
     ("containerd.service", include_str!("../../templates/containerd.service")),
     ("provision-k8s-modules.conf", include_str!("../../templates/provision-k8s-modules.conf")),
     ("provision-k8s-sysctl.conf", include_str!("../../templates/provision-k8s-sysctl.conf")),
@@ -69,8 +71,8 @@ impl Templates {
     pub fn with_overrides(dir: &Path) -> anyhow::Result<Templates> {
         let mut chosen: BTreeMap<String, (String, Origin)> =
             EMBEDDED.iter().map(|(n, t)| (n.to_string(), (t.to_string(), Origin::Embedded))).collect();
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;

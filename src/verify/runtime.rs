@@ -1,7 +1,9 @@
 //! `runtime.pods`: on every host with the runtime tier, what pods need from the node:
 //! containerd's CRI answers as the kubelet will ask it (CRI v1, RuntimeReady; NetworkReady
 //! false is a warning: the CNI config is not loaded yet), runc and the bridge/host-local
-//! CNI plugins are there (their versions), the CNI config's subnet is the node's slice,
+//! CNI plugins are where the runtime source puts them (their versions), the running
+//! containerd is the source's binary (`/proc/<MainPID>/exe`: a package's daemon left
+//! running after a switch to "download" would answer too), the CNI config's subnet is the node's slice,
 //! the kernel routes every other node's slice via that node's address, and pod egress is
 //! masqueraded while pod-to-pod traffic is not (the nat chain of
 //! templates/pod-masquerade.rules).
@@ -18,14 +20,29 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::report::{CheckResult, HostOutcome, Status};
+use crate::artifacts::Binary;
 use crate::cri::{self, CriAnswer, CriError};
 use crate::inventory::Inventory;
 use crate::inventory::pod_slices::{self, NodeSlice};
 use crate::render::paths;
 use crate::render::pod_network::{self, PodNetworkCtx};
+use crate::render::runtime::RuntimeBins;
 use crate::ssh::{Session, SshError};
 
 pub const RUNTIME_PODS: &str = "runtime.pods";
+
+/// What every node is held to: where the runtime source puts the binaries, the pod range.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub bins: RuntimeBins,
+    pub pod_cidr: ipnet::IpNet,
+}
+
+impl Expected {
+    pub fn of(inv: &Inventory) -> Expected {
+        Expected { bins: RuntimeBins::of(inv.artifacts.runtime_source()), pod_cidr: inv.cluster.pod_cidr }
+    }
+}
 
 /// How CRI was asked on a host, before the script runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +70,10 @@ async fn probe(session: &Session, limit: Duration) -> CriProbe {
 }
 
 /// The one script: sections between `== name` markers, read by `judge`; crictl (under
-/// the sudo every command runs with) only when CRI was not asked over SSH.
-fn script(crictl: bool, ipv6: bool) -> String {
+/// the sudo every command runs with) only when CRI was not asked over SSH. runc and the
+/// CNI plugins are run from where the runtime source puts them, not from PATH.
+fn script(expected: &Expected, crictl: bool) -> String {
+    let ipv6 = expected.pod_cidr.addr().is_ipv6();
     let crictl = if crictl {
         format!(
             "echo '== crictl'; if command -v crictl >/dev/null 2>&1; then \
@@ -68,9 +87,10 @@ fn script(crictl: bool, ipv6: bool) -> String {
     };
     format!(
         "PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n\
+         echo '== exe'; readlink /proc/$(systemctl show -p MainPID --value containerd.service)/exe 2>&1\n\
          echo '== ctr'; ctr --address {socket} version 2>&1\n\
          {crictl}\
-         echo '== runc'; runc --version 2>&1 | head -n 1\n\
+         echo '== runc'; {runc} --version 2>&1 | head -n 1\n\
          echo '== cni'; for p in {plugins}; do [ -x {bin}/$p ] && echo \"$p $({bin}/$p 2>&1 | head -n 1)\" || echo \"$p missing\"; done\n\
          echo '== conflist'; cat {conflist} 2>&1\n\
          echo '== routes'; ip {family} route show 2>&1\n\
@@ -79,16 +99,11 @@ fn script(crictl: bool, ipv6: bool) -> String {
         iptables = if ipv6 { "ip6tables" } else { "iptables" },
         chain = crate::render::runtime::MASQUERADE_CHAIN,
         socket = paths::CONTAINERD_SOCKET,
-        bin = paths::CNI_BIN_DIR_PREINSTALLED,
-        plugins = cni_plugins().join(" "),
+        runc = expected.bins.runc,
+        bin = expected.bins.cni_bin_dir,
+        plugins = Binary::CNI_PLUGINS.map(|b| b.name()).join(" "),
         conflist = paths::CNI_CONFLIST,
     )
-}
-
-/// The CNI plugins the runtime tier needs: the ones preflight requires, by name.
-fn cni_plugins() -> Vec<&'static str> {
-    let dir = format!("{}/", paths::CNI_BIN_DIR_PREINSTALLED);
-    crate::render::runtime::PREINSTALLED_BINARIES.iter().filter_map(|(p, _)| p.strip_prefix(dir.as_str())).collect()
 }
 
 const NO_CRICTL: &str = "no crictl on the host";
@@ -103,8 +118,9 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>, limit: D
     if slices.is_empty() {
         return None;
     }
+    let expected = Expected::of(inv);
     let outcomes = join_all(slices.iter().map(|s| {
-        let slices = &slices;
+        let (slices, expected) = (&slices, &expected);
         async move {
             let Some(net) = pod_network::for_host(slices, &s.host) else {
                 return HostOutcome::fail(&s.host, "no pod slice");
@@ -112,7 +128,7 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>, limit: D
             let Some(session) = sessions.get(&s.host) else {
                 return HostOutcome::fail(&s.host, "no SSH session");
             };
-            check_host(session, &net, &inv.cluster.pod_cidr, limit).await
+            check_host(session, &net, expected, limit).await
         }
     }))
     .await;
@@ -125,17 +141,12 @@ pub async fn run(inv: &Inventory, sessions: &BTreeMap<String, Session>, limit: D
 }
 
 /// One host's part: CRI asked over SSH (or why not), then the script, judged.
-pub async fn check_host(
-    session: &Session,
-    net: &PodNetworkCtx,
-    pod_cidr: &ipnet::IpNet,
-    limit: Duration,
-) -> HostOutcome {
+pub async fn check_host(session: &Session, net: &PodNetworkCtx, expected: &Expected, limit: Duration) -> HostOutcome {
     let cri = probe(session, limit).await;
     // exec runs as root (sudo -n for a non-root login): ctr and crictl need the root-only socket.
-    let script = script(matches!(cri, CriProbe::NotAsked(_)), pod_cidr.addr().is_ipv6());
+    let script = script(expected, matches!(cri, CriProbe::NotAsked(_)));
     match session.exec(&script, None).await {
-        Ok(out) => judge(session.host(), net, &pod_cidr.to_string(), &out.stdout_text(), &cri),
+        Ok(out) => judge(session.host(), net, expected, &out.stdout_text(), &cri),
         Err(e) => HostOutcome::fail(session.host(), format!("reading the runtime: {e:#}")),
     }
 }
@@ -155,12 +166,21 @@ fn sections(text: &str) -> BTreeMap<&str, Vec<&str>> {
 }
 
 /// Pure: the host's outcome from the CRI probe and the script's output (unit-tested).
-pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str, cri: &CriProbe) -> HostOutcome {
+pub fn judge(host: &str, net: &PodNetworkCtx, expected: &Expected, text: &str, cri: &CriProbe) -> HostOutcome {
     let s = sections(text);
     let get = |k: &str| s.get(k).cloned().unwrap_or_default();
     let mut bad = Vec::new();
     let mut good = Vec::new();
     let mut warn = Vec::new();
+    let bins = &expected.bins;
+    match get("exe").first().map(|l| l.trim().trim_end_matches(" (deleted)")) {
+        Some(exe) if exe == bins.containerd => {}
+        other => bad.push(format!(
+            "containerd.service runs {}, not {}",
+            other.filter(|e| !e.is_empty()).unwrap_or("nothing"),
+            bins.containerd
+        )),
+    }
     let crictl = || CriAnswer::from_crictl(&get("crictl").join("\n"), &get("crictl-info").join("\n"));
     match (cri, crictl()) {
         (CriProbe::Answered(a), _) => judge_cri(a, "", &mut good, &mut bad, &mut warn),
@@ -191,7 +211,7 @@ pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str, cri: &
             get("cni").first().and_then(|l| l.split_whitespace().last().map(str::to_string)).unwrap_or_default();
         good.push(format!("CNI plugins {version}"));
     } else {
-        bad.push(format!("CNI plugins missing in {}: {}", paths::CNI_BIN_DIR_PREINSTALLED, missing.join(", ")));
+        bad.push(format!("CNI plugins missing in {}: {}", bins.cni_bin_dir, missing.join(", ")));
     }
     let conflist = get("conflist").join("\n");
     let subnet = serde_json::from_str::<serde_json::Value>(&conflist).ok().and_then(|v| {
@@ -220,7 +240,8 @@ pub fn judge(host: &str, net: &PodNetworkCtx, pod_cidr: &str, text: &str, cri: &
     } else {
         bad.push(format!("no route to {}", missing_routes.join(", ")));
     }
-    match masquerade(&get("masquerade"), pod_cidr) {
+    let pod_cidr = expected.pod_cidr.to_string();
+    match masquerade(&get("masquerade"), &pod_cidr) {
         Ok(()) => good.push(format!("egress masqueraded except to {pod_cidr}")),
         Err(why) => bad.push(why),
     }
@@ -287,7 +308,14 @@ mod tests {
         }
     }
 
-    const GOOD: &str = "== ctr\nClient:\n  Version:  1.6.20~ds1\n\nServer:\n  Version:  1.6.20~ds1\n  Revision: x\n\
+    fn debian() -> Expected {
+        Expected {
+            bins: RuntimeBins::of(crate::inventory::RuntimeSource::Preinstalled),
+            pod_cidr: "10.200.0.0/16".parse().unwrap(),
+        }
+    }
+
+    const GOOD: &str = "== exe\n/usr/bin/containerd\n== ctr\nClient:\n  Version:  1.6.20~ds1\n\nServer:\n  Version:  1.6.20~ds1\n  Revision: x\n\
 == runc\nrunc version 1.1.5+ds1\n== cni\nbridge CNI bridge plugin v1.1.1\nhost-local CNI host-local plugin v1.1.1\n\
 portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge\",\"ipam\":{\"ranges\":[[{\"subnet\":\"10.200.0.0/24\"}]]}}]}\n\
 == routes\ndefault via 10.0.2.2 dev eth0\n10.200.1.0/24 via 192.168.56.12 dev eth1 proto static\n\
@@ -296,8 +324,6 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
 -A PROVISION-POD-MASQ -d 224.0.0.0/4 -j RETURN\n\
 -A PROVISION-POD-MASQ -m comment --comment \"pod egress: leaves with the node address\" -j MASQUERADE\n\
 -P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.200.0.0/16 -m comment --comment provision-pod-egress -j PROVISION-POD-MASQ\n";
-
-    const POD_CIDR: &str = "10.200.0.0/16";
 
     fn ready() -> CriAnswer {
         CriAnswer::from_crictl(
@@ -311,7 +337,7 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
 
     #[test]
     fn a_node_ready_for_pods_passes_with_its_figures() {
-        let o = judge("node1", &net(), POD_CIDR, GOOD, &CriProbe::Answered(ready()));
+        let o = judge("node1", &net(), &debian(), GOOD, &CriProbe::Answered(ready()));
         assert!(o.status == Status::Pass, "{o:?}");
         assert!(o.evidence.starts_with("CRI v1 containerd 1.6.20~ds1, RuntimeReady, NetworkReady; runc"), "{o:?}");
         assert!(o.evidence.contains("1 pod route(s)"), "{o:?}");
@@ -321,7 +347,7 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
     #[test]
     fn the_fallbacks_say_which_path_answered_and_why() {
         let no_crictl = format!("{GOOD}== crictl\n{NO_CRICTL}\n");
-        let o = judge("n", &net(), POD_CIDR, &no_crictl, &CriProbe::NotAsked(SUDO.into()));
+        let o = judge("n", &net(), &debian(), &no_crictl, &CriProbe::NotAsked(SUDO.into()));
         assert!(o.status == Status::Pass, "{o:?}");
         assert!(
             o.evidence.contains(
@@ -334,7 +360,7 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
              == crictl-info\n{{\"status\":{{\"conditions\":[{{\"type\":\"RuntimeReady\",\"status\":true}},\
              {{\"type\":\"NetworkReady\",\"status\":true}}]}}}}\n"
         );
-        let o = judge("n", &net(), POD_CIDR, &crictl, &CriProbe::NotAsked(SUDO.into()));
+        let o = judge("n", &net(), &debian(), &crictl, &CriProbe::NotAsked(SUDO.into()));
         assert!(o.evidence.starts_with("CRI v1 containerd 1.6.20~ds1, RuntimeReady, NetworkReady (crictl on the host; not over SSH: login is 'vagrant'"), "{o:?}");
     }
 
@@ -343,15 +369,15 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
         let mut a = ready();
         a.conditions[1].ready = false;
         a.conditions[1].reason = "NetworkPluginNotReady".into();
-        let o = judge("n", &net(), POD_CIDR, GOOD, &CriProbe::Answered(a.clone()));
+        let o = judge("n", &net(), &debian(), GOOD, &CriProbe::Answered(a.clone()));
         assert!(o.status == Status::Warn && o.evidence.contains("NetworkReady false (NetworkPluginNotReady)"), "{o:?}");
         a.conditions[0].ready = false;
-        assert_eq!(judge("n", &net(), POD_CIDR, GOOD, &CriProbe::Answered(a.clone())).status, Status::Fail);
+        assert_eq!(judge("n", &net(), &debian(), GOOD, &CriProbe::Answered(a.clone())).status, Status::Fail);
         a = ready();
         a.api_version = "v1alpha2".into();
-        assert!(judge("n", &net(), POD_CIDR, GOOD, &CriProbe::Answered(a)).evidence.contains("the kubelet needs v1"));
+        assert!(judge("n", &net(), &debian(), GOOD, &CriProbe::Answered(a)).evidence.contains("the kubelet needs v1"));
         let off = CriProbe::Failed("Version answered Unimplemented: unknown service runtime.v1.RuntimeService".into());
-        let o = judge("n", &net(), POD_CIDR, GOOD, &off);
+        let o = judge("n", &net(), &debian(), GOOD, &off);
         assert!(
             o.status == Status::Fail
                 && o.evidence
@@ -362,7 +388,7 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
 
     #[test]
     fn each_missing_part_is_named() {
-        let judge = |text: &str| judge("n", &net(), POD_CIDR, text, &CriProbe::NotAsked(SUDO.into()));
+        let judge = |text: &str| judge("n", &net(), &debian(), text, &CriProbe::NotAsked(SUDO.into()));
         let no_server = GOOD.replace("Server:\n  Version:  1.6.20~ds1\n", "ctr: failed to dial\n");
         assert!(judge(&no_server).evidence.contains("containerd does not answer"));
         let other_slice = GOOD.replace("\"10.200.0.0/24\"", "\"10.200.9.0/24\"");
@@ -382,5 +408,26 @@ portmap CNI portmap plugin v1.1.1\n== conflist\n{\"plugins\":[{\"type\":\"bridge
             "",
         );
         assert!(judge(&no_masq).evidence.contains("masquerades nothing"));
+    }
+
+    #[test]
+    fn a_runtime_provision_installs_is_judged_at_its_paths() {
+        let ours = Expected { bins: RuntimeBins::of(crate::inventory::RuntimeSource::Download), ..debian() };
+        let not_asked = CriProbe::NotAsked(SUDO.into());
+        // The package's daemon still running after a switch: named.
+        let o = judge("n", &net(), &ours, GOOD, &CriProbe::Answered(ready()));
+        assert!(
+            o.evidence.contains("containerd.service runs /usr/bin/containerd, not /usr/local/bin/containerd"),
+            "{o:?}"
+        );
+        let good = GOOD.replace("== exe\n/usr/bin/containerd\n", "== exe\n/usr/local/bin/containerd\n");
+        let o = judge("n", &net(), &ours, &good, &CriProbe::Answered(ready()));
+        assert!(o.status == Status::Pass, "{o:?}");
+        let no_cni = good.replace("portmap CNI portmap plugin v1.1.1", "portmap missing");
+        assert!(
+            judge("n", &net(), &ours, &no_cni, &not_asked)
+                .evidence
+                .contains("CNI plugins missing in /opt/cni/bin: portmap missing")
+        );
     }
 }

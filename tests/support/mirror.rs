@@ -110,7 +110,8 @@ impl Mirror {
             self.put(&Self::k8s_path(arch, &format!("{}.sha256", b.name())), sha256_hex(&bytes).into_bytes());
             out.insert(b.name().to_string(), bytes);
         }
-        let members: Vec<(String, Vec<u8>)> = Binary::ETCD.iter().map(|b| (b.name().to_string(), fake(b.name(), arch))).collect();
+        let members: Vec<(String, Vec<u8>)> =
+            Binary::ETCD.iter().map(|b| (b.name().to_string(), fake(b.name(), arch))).collect();
         let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
         let mut with_docs = refs.clone();
         with_docs.push(("README.md", b"etcd docs"));
@@ -169,7 +170,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut out = conn;
     // Like dl.k8s.io: the release URL redirects to the CDN.
     if let Some(rest) = path.strip_prefix("/k8s/") {
-        let head = format!("HTTP/1.1 302 Found\r\nLocation: /k8s-cdn/{rest}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let head = format!(
+            "HTTP/1.1 302 Found\r\nLocation: /k8s-cdn/{rest}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         return out.write_all(head.as_bytes());
     }
     let Some(body) = file else {
@@ -186,7 +189,10 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let (status, from) = match start {
         Some(s) if s < body.len() => ("206 Partial Content", s),
         Some(_) => {
-            let head = format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
             return out.write_all(head.as_bytes());
         }
         None => ("200 OK", 0),

@@ -3,16 +3,19 @@
 //! "preinstalled" the binaries are the host's own packages: preflight asks for them
 //! (`required_paths`) and the apply plan refuses a host without them, or whose kernel,
 //! swap or cgroups cannot run pods (`refuse_unfit_hosts`, `node_prereqs`), instead of
-//! letting containerd.service or the kubelet fail to start in this phase.
+//! letting containerd.service or the kubelet fail to start in this phase. With "download"
+//! or "directory" the binaries are files of the desired state (pushed in this phase,
+//! before containerd starts): only the host tools (iptables) are required of the host.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apply::{ApplyContext, PhaseResult};
+use crate::artifacts::Binary;
 use crate::desired::{Component, DesiredHost, DesiredState};
 use crate::inventory::KubeletSettings;
 use crate::plan::facts::{HostFacts, PathState};
 use crate::plan::{HostReport, PhasePlan};
-use crate::render::runtime::PREINSTALLED_BINARIES;
+use crate::render::runtime::{HOST_TOOLS, preinstalled_binaries};
 
 pub async fn run(plan: &PhasePlan, ctx: &ApplyContext<'_>) -> PhaseResult {
     super::prepare_start_wait(plan, ctx).await
@@ -22,15 +25,28 @@ pub fn has_runtime(host: &DesiredHost) -> bool {
     host.units.iter().any(|u| u.component == Component::Runtime)
 }
 
+/// The host's own packages are used: the runtime tier is rendered and provision does not
+/// install containerd itself (its binary is no file of the desired state).
+fn uses_packages(host: &DesiredHost) -> bool {
+    has_runtime(host) && host.file(&Binary::Containerd.host_path()).is_none()
+}
+
 /// The paths preflight must ask `host` about for the runtime tier.
-pub fn required_paths(host: &DesiredHost) -> Vec<&'static str> {
-    if has_runtime(host) { PREINSTALLED_BINARIES.iter().map(|(p, _)| *p).collect() } else { Vec::new() }
+pub fn required_paths(host: &DesiredHost) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    if has_runtime(host) {
+        paths.extend(HOST_TOOLS.iter().map(|(p, _)| p.to_string()));
+    }
+    if uses_packages(host) {
+        paths.extend(preinstalled_binaries().into_iter().map(|(p, _)| p));
+    }
+    paths
 }
 
 /// A problem of the plan (apply stops after preflight) on every host whose runtime tier
-/// lacks its binaries, or whose kernel, swap or cgroups cannot run it (`node_prereqs`).
-/// Only the apply plan asks: `reset` removes the tier's files and needs none of this, so
-/// such a host can still be reset.
+/// lacks its binaries or host tools, or whose kernel, swap or cgroups cannot run it
+/// (`node_prereqs`). Only the apply plan asks: `reset` removes the tier's files and needs
+/// none of this, so such a host can still be reset.
 pub fn refuse_unfit_hosts(
     reports: &mut [HostReport],
     facts: &BTreeMap<String, HostFacts>,
@@ -41,6 +57,7 @@ pub fn refuse_unfit_hosts(
         let Some(f) = facts.get(&r.host) else { continue };
         let Some(d) = desired.hosts.iter().find(|d| d.host == r.host) else { continue };
         r.problems.extend(missing_binaries(f, d));
+        r.problems.extend(missing_host_tools(f, d));
         if let (true, Some(node)) = (has_runtime(d), &f.node) {
             let runs_kubelet = d.units.iter().any(|u| u.component == Component::Kubelet);
             let (problems, warnings) = super::node_prereqs::judge(node, runs_kubelet.then_some(kubelet));
@@ -50,17 +67,33 @@ pub fn refuse_unfit_hosts(
     }
 }
 
-/// One problem naming the missing binaries and the packages that hold them.
-pub fn missing_binaries(f: &HostFacts, host: &DesiredHost) -> Option<String> {
-    let missing: Vec<(&str, &str)> = PREINSTALLED_BINARIES
-        .iter()
-        .copied()
-        .filter(|(p, _)| has_runtime(host) && matches!(f.path(p), PathState::Missing))
-        .collect();
+/// The tools the runtime tier runs whatever its source (the pod routes unit loads the
+/// pod egress masquerade with iptables-restore).
+pub fn missing_host_tools(f: &HostFacts, host: &DesiredHost) -> Option<String> {
+    let missing: Vec<&(&str, &str)> =
+        HOST_TOOLS.iter().filter(|(p, _)| has_runtime(host) && matches!(f.path(p), PathState::Missing)).collect();
     if missing.is_empty() {
         return None;
     }
     let paths: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+    let packages: BTreeSet<&str> = missing.iter().map(|(_, pkg)| *pkg).collect();
+    Some(format!(
+        "{} missing: the pod routes unit loads the pod egress masquerade with it; install it (Debian: apt-get install {})",
+        paths.join(", "),
+        packages.into_iter().collect::<Vec<_>>().join(" ")
+    ))
+}
+
+/// One problem naming the missing binaries and the packages that hold them.
+pub fn missing_binaries(f: &HostFacts, host: &DesiredHost) -> Option<String> {
+    let missing: Vec<(String, &str)> = preinstalled_binaries()
+        .into_iter()
+        .filter(|(p, _)| uses_packages(host) && matches!(f.path(p), PathState::Missing))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let paths: Vec<&str> = missing.iter().map(|(p, _)| p.as_str()).collect();
     let packages: BTreeSet<&str> = missing.iter().map(|(_, pkg)| *pkg).collect();
     let packages: Vec<&str> = packages.into_iter().collect();
     Some(format!(
@@ -87,7 +120,8 @@ mod tests {
 
     fn present(except: &[&str]) -> HostFacts {
         let mut f = HostFacts::default();
-        for (p, _) in PREINSTALLED_BINARIES.iter().filter(|(p, _)| !except.contains(p)) {
+        let tools = HOST_TOOLS.iter().map(|(p, pkg)| (p.to_string(), *pkg));
+        for (p, _) in preinstalled_binaries().into_iter().chain(tools).filter(|(p, _)| !except.contains(&p.as_str())) {
             let own = Ownership { mode: 0o755, owner: "root".into(), group: "root".into() };
             f.paths.insert(p.to_string(), PathState::File(FileStat { own, size: 1, mtime: None, sha256: None }));
         }
@@ -96,15 +130,35 @@ mod tests {
 
     #[test]
     fn a_host_without_the_packages_is_refused_with_what_to_install() {
-        assert_eq!(required_paths(&host(false)), Vec::<&str>::new());
-        assert_eq!(required_paths(&host(true)).len(), PREINSTALLED_BINARIES.len());
+        assert_eq!(required_paths(&host(false)), Vec::<String>::new());
+        assert_eq!(required_paths(&host(true)).len(), preinstalled_binaries().len() + HOST_TOOLS.len());
         assert_eq!(missing_binaries(&present(&[]), &host(true)), None);
         assert_eq!(missing_binaries(&HostFacts::default(), &host(false)), None, "no runtime tier, nothing needed");
         let p = missing_binaries(&present(&["/usr/sbin/runc", "/usr/lib/cni/bridge"]), &host(true)).unwrap();
         assert!(p.contains("(/usr/sbin/runc, /usr/lib/cni/bridge missing)"), "{p}");
         assert!(p.contains("apt-get install containernetworking-plugins runc"), "{p}");
         let p = missing_binaries(&HostFacts::default(), &host(true)).unwrap();
-        assert!(p.contains("apt-get install containerd containernetworking-plugins iptables runc"), "{p}");
+        assert!(p.contains("apt-get install containerd containernetworking-plugins runc"), "{p}");
+    }
+
+    #[test]
+    fn a_runtime_provision_installs_needs_nothing_of_the_host() {
+        let mut h = host(true);
+        h.files.push(crate::desired::ManagedFile {
+            path: Binary::Containerd.host_path(),
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+            content: std::sync::Arc::new(Vec::new()),
+            secret: false,
+            component: Component::Runtime,
+            only_while_missing: None,
+        });
+        assert_eq!(required_paths(&h), ["/usr/sbin/iptables-restore"]);
+        assert_eq!(missing_binaries(&HostFacts::default(), &h), None);
+        let p = missing_host_tools(&HostFacts::default(), &h).unwrap();
+        assert!(p.starts_with("/usr/sbin/iptables-restore missing: the pod routes unit") && p.ends_with("apt-get install iptables)"), "{p}");
+        assert_eq!(missing_host_tools(&present(&[]), &h), None);
     }
 
     #[test]
