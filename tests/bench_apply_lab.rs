@@ -237,7 +237,7 @@ fn bench_noop_apply_with_runtime_workers() {
     let templates = tmp.path().join("templates");
     stand_in_templates(&templates);
     let lab_text = std::fs::read_to_string(&lab.inventory).unwrap();
-    let text = lab_text.replace("etcd = \"preinstalled\"", "etcd = \"preinstalled\"\nruntime = \"preinstalled\"");
+    let text = lab_text.replace("\netcd = \"preinstalled\"", "\netcd = \"preinstalled\"\nruntime = \"preinstalled\"");
     assert!(text.contains("runtime = \"preinstalled\""), "the lab inventory's [artifacts] changed: {text}");
     let mut first: Option<Figures> = None;
     for n in sizes {

@@ -45,13 +45,13 @@ fn writes_the_tree_and_a_truthful_manifest() {
     let out = provision(dir.path(), &["render", "inv.toml", "--out", "out"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("cp1") && text.contains("worker2") && text.contains("183 files on 5 hosts"), "{text}");
+    assert!(text.contains("cp1") && text.contains("worker2") && text.contains("188 files on 5 hosts"), "{text}");
 
     let files = tree(&dir.path().join("out"));
     assert!(files.contains_key("cp1/etc/systemd/system/etcd.service"));
     assert!(files.contains_key("cp2/etc/kubernetes/pki/ca.key"));
     assert!(!files.contains_key("worker1/etc/kubernetes/pki/ca.key"));
-    // The runtime tier: 9 files on each of the 5 kubelet hosts (138 without it).
+    // The runtime tier: 10 files on each of the 5 kubelet hosts (138 without it): crictl.yaml, the masquerade rules.
     assert!(files.contains_key("worker1/etc/cni/net.d/10-provision-bridge.conflist"));
     assert!(files.contains_key("cp1/etc/containerd/config.toml"));
     for host in ["cp1", "cp2", "cp3", "worker1", "worker2"] {

@@ -13,6 +13,12 @@ pub const CNI: &str = "1.1.1";
 /// The laid-out directory: `containerd`, `containerd-shim-runc-v2`, `ctr`, `runc`,
 /// `cni/<plugin>` with their `.sha256`, and `stand-in/busybox` (no crictl in Debian).
 pub fn fetch() -> PathBuf {
+    // The tests of one binary ask at once; the script also locks DIR (another process).
+    static FETCHED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FETCHED.get_or_init(fetch_once).clone()
+}
+
+fn fetch_once() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-trixie");
     let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-runtime-trixie"))
         .arg(&dir)
