@@ -21,6 +21,8 @@ pub const FACTS_SCRIPT: &str = include_str!("facts.sh");
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FactsRequest {
     pub paths: BTreeSet<String>,
+    /// Paths that only have to exist: stat'ed like `paths`, never hashed.
+    pub exist: BTreeSet<String>,
     pub scan_dirs: BTreeSet<String>,
     /// Directories whose entries are listed (reset: is anything foreign in them?).
     pub list_dirs: BTreeSet<String>,
@@ -93,6 +95,12 @@ impl FactsRequest {
             }
             put('P', p)?;
         }
+        for p in &self.exist {
+            if !p.starts_with('/') {
+                bail!("required path {p:?} is not absolute");
+            }
+            put('E', p)?;
+        }
         for d in &self.scan_dirs {
             put('S', d)?;
         }
@@ -135,9 +143,13 @@ pub enum PathState {
     Missing,
     File(FileStat),
     Dir(Ownership),
-    Link { target: String },
+    Link {
+        target: String,
+    },
     /// A socket, fifo or device where a file or directory is expected.
-    Other { raw_mode: u32 },
+    Other {
+        raw_mode: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -269,7 +281,9 @@ pub fn parse(report: &str, req: &FactsRequest) -> anyhow::Result<HostFacts> {
         let kind = f.next().unwrap_or_default();
         let rest: Vec<&str> = f.collect();
         let field = |i: usize| -> anyhow::Result<&str> {
-            rest.get(i).copied().with_context(|| format!("facts report line {lineno} ({kind}) is missing field {}", i + 1))
+            rest.get(i)
+                .copied()
+                .with_context(|| format!("facts report line {lineno} ({kind}) is missing field {}", i + 1))
         };
         match kind {
             "uid" => facts.uid = field(0)?.parse().ok(),
@@ -296,7 +310,8 @@ pub fn parse(report: &str, req: &FactsRequest) -> anyhow::Result<HostFacts> {
                 facts.paths.insert(field(0)?.to_string(), PathState::Link { target: field(1)?.to_string() });
             }
             "stat" => {
-                let raw = u32::from_str_radix(field(0)?, 16).with_context(|| format!("facts line {lineno}: raw mode"))?;
+                let raw =
+                    u32::from_str_radix(field(0)?, 16).with_context(|| format!("facts line {lineno}: raw mode"))?;
                 let mode = u32::from_str_radix(field(1)?, 8).with_context(|| format!("facts line {lineno}: mode"))?;
                 let own = Ownership { mode, owner: field(2)?.to_string(), group: field(3)?.to_string() };
                 let mtime = parse_epoch(field(4)?);
@@ -388,7 +403,7 @@ pub fn parse(report: &str, req: &FactsRequest) -> anyhow::Result<HostFacts> {
         };
         facts.paths.insert(path, state);
     }
-    for p in &req.paths {
+    for p in req.paths.iter().chain(&req.exist) {
         if !facts.paths.contains_key(p) {
             bail!("the facts report does not mention {p}");
         }
@@ -536,11 +551,17 @@ end
                 assert_eq!(s.own, Ownership { mode: 0o600, owner: "etcd".into(), group: "etcd".into() });
                 assert_eq!(s.size, 227);
                 assert_eq!(s.mtime, Some(1795343239_744244471));
-                assert_eq!(s.sha256.as_deref(), Some("98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4"));
+                assert_eq!(
+                    s.sha256.as_deref(),
+                    Some("98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4")
+                );
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(f.path("/var/lib/etcd"), &PathState::Dir(Ownership { mode: 0o700, owner: "etcd".into(), group: "etcd".into() }));
+        assert_eq!(
+            f.path("/var/lib/etcd"),
+            &PathState::Dir(Ownership { mode: 0o700, owner: "etcd".into(), group: "etcd".into() })
+        );
         assert_eq!(f.stale_temps, vec!["/etc/etcd/pki/.provision-tmp.x1".to_string()]);
         assert_eq!(f.dir_entries["/var/lib/etcd"], vec!["/var/lib/etcd/member".to_string()]);
         assert!(f.users.contains("etcd") && f.groups.contains("etcd"));
@@ -560,6 +581,33 @@ end
         let node = f.node.unwrap();
         assert_eq!((node.swap_kb, node.cgroup_fs.as_str()), (2097148, "cgroup2fs"));
         assert_eq!((node.overlay, node.br_netfilter), (KernelFeature::Loaded, KernelFeature::Module));
+    }
+
+    /// A path that only has to exist is stat'ed, never hashed (preflight's binaries).
+    #[test]
+    fn a_required_path_is_stated_not_hashed() {
+        let req = FactsRequest {
+            exist: ["/bin/sh".to_string(), "/nonexistent/provision".to_string()].into(),
+            ..FactsRequest::default()
+        };
+        let f = parse(&run_script_locally(&req), &req).unwrap();
+        assert!(
+            matches!(f.path("/bin/sh"), PathState::File(s) if s.sha256.is_none())
+                || matches!(f.path("/bin/sh"), PathState::Link { .. })
+        );
+        assert_eq!(f.path("/nonexistent/provision"), &PathState::Missing);
+        // Asked both ways, the managed path wins: hashed.
+        let both = FactsRequest {
+            paths: ["/etc/hostname".to_string()].into(),
+            exist: ["/etc/hostname".to_string()].into(),
+            ..FactsRequest::default()
+        };
+        let f = parse(&run_script_locally(&both), &both).unwrap();
+        assert!(
+            matches!(f.path("/etc/hostname"), PathState::File(s) if s.sha256.is_some()),
+            "{:?}",
+            f.path("/etc/hostname")
+        );
     }
 
     /// The script itself on this machine: the `node` records come out and parse.

@@ -54,7 +54,7 @@ pub async fn gather(
             let d = desired.hosts.iter().find(|d| d.host == host.name).unwrap_or(&empty);
             let mut req = FactsRequest::for_host(d);
             // The runtime's preinstalled binaries: `plan`/`apply` refuse a host without them.
-            req.paths.extend(super::runtime::required_paths(d));
+            req.exist.extend(super::runtime::required_paths(d));
             // ... and what the runtime and a kubelet need of the kernel, swap and cgroups.
             req.node = super::runtime::has_runtime(d);
             for p in extra.get(&host.name).into_iter().flatten() {
