@@ -400,7 +400,7 @@ fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host
     ] {
         assert!(evidence.contains(expected), "{expected}: {evidence}");
     }
-    for never in ["containerd.service runs", "containerd does not answer", "CNI plugins missing", "subnet"] {
+    for never in ["containerd.service runs", "containerd does not answer", "CNI plugins missing", "has subnet"] {
         assert!(!evidence.contains(never), "{never}: {evidence}");
     }
 
