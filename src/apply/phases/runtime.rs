@@ -70,37 +70,31 @@ pub fn refuse_unfit_hosts(
 /// The tools the runtime tier runs whatever its source (the pod routes unit loads the
 /// pod egress masquerade with iptables-restore).
 pub fn missing_host_tools(f: &HostFacts, host: &DesiredHost) -> Option<String> {
-    let missing: Vec<&(&str, &str)> =
-        HOST_TOOLS.iter().filter(|(p, _)| has_runtime(host) && matches!(f.path(p), PathState::Missing)).collect();
-    if missing.is_empty() {
-        return None;
-    }
-    let paths: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
-    let packages: BTreeSet<&str> = missing.iter().map(|(_, pkg)| *pkg).collect();
+    let wanted = HOST_TOOLS.iter().map(|(p, pkg)| (p.to_string(), *pkg)).filter(|_| has_runtime(host));
+    let (paths, packages) = missing(f, wanted)?;
     Some(format!(
-        "{} missing: the pod routes unit loads the pod egress masquerade with it; install it (Debian: apt-get install {})",
-        paths.join(", "),
-        packages.into_iter().collect::<Vec<_>>().join(" ")
+        "{paths} missing: the pod routes unit loads the pod egress masquerade with it; install it (Debian: apt-get install {packages})"
     ))
 }
 
 /// One problem naming the missing binaries and the packages that hold them.
 pub fn missing_binaries(f: &HostFacts, host: &DesiredHost) -> Option<String> {
-    let missing: Vec<(String, &str)> = preinstalled_binaries()
-        .into_iter()
-        .filter(|(p, _)| uses_packages(host) && matches!(f.path(p), PathState::Missing))
-        .collect();
+    let (paths, packages) = missing(f, preinstalled_binaries().into_iter().filter(|_| uses_packages(host)))?;
+    Some(format!(
+        "the container runtime is not installed ({paths} missing): artifacts.runtime = \"preinstalled\" uses the host's own packages; install them (Debian: apt-get install {packages}) or set artifacts.runtime = \"skip\""
+    ))
+}
+
+/// The `wanted` (path, Debian package) pairs the host lacks: their paths joined with ", "
+/// and their packages, sorted and once each, joined with " " (an apt-get line).
+fn missing(f: &HostFacts, wanted: impl Iterator<Item = (String, &'static str)>) -> Option<(String, String)> {
+    let missing: Vec<(String, &str)> = wanted.filter(|(p, _)| matches!(f.path(p), PathState::Missing)).collect();
     if missing.is_empty() {
         return None;
     }
     let paths: Vec<&str> = missing.iter().map(|(p, _)| p.as_str()).collect();
     let packages: BTreeSet<&str> = missing.iter().map(|(_, pkg)| *pkg).collect();
-    let packages: Vec<&str> = packages.into_iter().collect();
-    Some(format!(
-        "the container runtime is not installed ({} missing): artifacts.runtime = \"preinstalled\" uses the host's own packages; install them (Debian: apt-get install {}) or set artifacts.runtime = \"skip\"",
-        paths.join(", "),
-        packages.join(" ")
-    ))
+    Some((paths.join(", "), packages.into_iter().collect::<Vec<_>>().join(" ")))
 }
 
 #[cfg(test)]
@@ -157,7 +151,11 @@ mod tests {
         assert_eq!(required_paths(&h), ["/usr/sbin/iptables-restore"]);
         assert_eq!(missing_binaries(&HostFacts::default(), &h), None);
         let p = missing_host_tools(&HostFacts::default(), &h).unwrap();
-        assert!(p.starts_with("/usr/sbin/iptables-restore missing: the pod routes unit") && p.ends_with("apt-get install iptables)"), "{p}");
+        assert!(
+            p.starts_with("/usr/sbin/iptables-restore missing: the pod routes unit")
+                && p.ends_with("apt-get install iptables)"),
+            "{p}"
+        );
         assert_eq!(missing_host_tools(&present(&[]), &h), None);
     }
 
