@@ -247,15 +247,7 @@ fn bench_noop_apply_with_runtime_workers() {
         let figures = measure_with(&inventory, &extra, &key, &known_hosts, &addresses);
         // The runtime really runs on every host: containerd from the rendered unit.
         for a in &addresses {
-            let out = Command::new("ssh")
-                .args(["-i", key.to_str().unwrap(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
-                .arg("-o")
-                .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-                .arg(format!("root@{a}"))
-                .arg("systemctl is-active containerd.service")
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
+            let out = ssh_with(&key, &known_hosts, a, "root", "systemctl is-active containerd.service");
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "active", "{a}: containerd");
         }
         println!("with the runtime tier on every host:");

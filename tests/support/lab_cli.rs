@@ -33,11 +33,16 @@ pub fn code(out: &Output) -> i32 {
 /// OpenSSH client, independent of provision's russh transport: how the tests look at
 /// the hosts themselves.
 pub fn ssh(lab: &TestLab, address: &str, user: &str, command: &str) -> Output {
+    ssh_with(&lab.key, &lab.known_hosts, address, user, command)
+}
+
+/// `ssh` with the lab's key and pinned host keys given by path (a grown lab's).
+pub fn ssh_with(key: &Path, known_hosts: &Path, address: &str, user: &str, command: &str) -> Output {
     Command::new("ssh")
-        .args(["-i", lab.key.to_str().unwrap()])
+        .args(["-i", key.to_str().unwrap()])
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"])
         .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", lab.known_hosts.display()))
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .arg(format!("{user}@{address}"))
         .arg(command)
         .stdin(Stdio::null())
