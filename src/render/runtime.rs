@@ -30,6 +30,12 @@ pub const MASQUERADE_TEMPLATE: &str = "pod-masquerade.rules";
 /// The nat chain that masquerades pod egress (see templates/pod-masquerade.rules).
 pub const MASQUERADE_CHAIN: &str = "PROVISION-POD-MASQ";
 
+/// The iptables of the pod range's family: what the pod routes unit loads the masquerade
+/// with, and what verify reads it back with.
+pub fn iptables_for(pod_cidr: &ipnet::IpNet) -> &'static str {
+    if pod_cidr.addr().is_ipv6() { "/usr/sbin/ip6tables" } else { "/usr/sbin/iptables" }
+}
+
 /// The pause image of the supported Kubernetes releases (1.32-1.34 use 3.10), pinned so
 /// that containerd never pulls another one.
 pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.10";
@@ -168,7 +174,7 @@ fn runtime_ctx(a: &Artifacts, pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
         masquerade_jump: format!(
             "POSTROUTING -s {pod_cidr} -m comment --comment provision-pod-egress -j {MASQUERADE_CHAIN}"
         ),
-        iptables: if ipv6 { "/usr/sbin/ip6tables" } else { "/usr/sbin/iptables" },
+        iptables: iptables_for(pod_cidr),
         multicast: if ipv6 { "ff00::/8" } else { "224.0.0.0/4" },
     }
 }

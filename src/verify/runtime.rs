@@ -96,7 +96,7 @@ fn script(expected: &Expected, crictl: bool) -> String {
          echo '== routes'; ip {family} route show 2>&1\n\
          echo '== masquerade'; {iptables} -w -t nat -S {chain} 2>&1; {iptables} -w -t nat -S POSTROUTING 2>&1\n",
         family = if ipv6 { "-6" } else { "-4" },
-        iptables = if ipv6 { "ip6tables" } else { "iptables" },
+        iptables = crate::render::runtime::iptables_for(&expected.pod_cidr),
         chain = crate::render::runtime::MASQUERADE_CHAIN,
         socket = paths::CONTAINERD_SOCKET,
         runc = expected.bins.runc,
