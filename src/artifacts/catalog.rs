@@ -220,14 +220,13 @@ impl Binary {
     /// etcd members run etcd; control-plane hosts run the three control-plane daemons
     /// (and get kubectl); control-plane and worker hosts run kubelet and kube-proxy.
     pub fn wanted_by(self, host: &Host) -> bool {
-        let control_plane = host.has(Role::ControlPlane);
         match self {
             Binary::Etcd | Binary::Etcdctl | Binary::Etcdutl => host.has(Role::Etcd),
             Binary::KubeApiserver | Binary::KubeControllerManager | Binary::KubeScheduler | Binary::Kubectl => {
-                control_plane
+                host.has(Role::ControlPlane)
             }
-            Binary::Kubelet | Binary::KubeProxy => control_plane || host.has(Role::Worker),
-            // The runtime tier: where render puts it (every host with a pod slice).
+            // kubelet, kube-proxy and the runtime tier: where render puts them (every host
+            // with a pod slice).
             _ => host.runs_kubelet(),
         }
     }

@@ -131,7 +131,7 @@ pub fn render(inv: &Inventory, pki: &Pki, templates: &Templates) -> anyhow::Resu
         }
         if kubernetes {
             let control_plane = host.has(Role::ControlPlane);
-            let node = control_plane || host.has(Role::Worker);
+            let node = host.runs_kubelet();
             if node {
                 kubernetes_base(&cx, &mut b)?;
             }

@@ -21,18 +21,9 @@ const MIN_SERVICE_HOST_BITS: u8 = 4;
 /// kube-apiserver refuses a Service range of more than 2^20 addresses.
 const MAX_SERVICE_HOST_BITS: u8 = 20;
 /// kube-controller-manager gives each node a /24 (IPv4) or /64 (IPv6) of Pod
-/// addresses (--node-cidr-mask-size defaults), and refuses a cluster range more
-/// than 16 bits shorter than that.
-const NODE_MASK_V4: u8 = 24;
-const NODE_MASK_V6: u8 = 64;
+/// addresses (--node-cidr-mask-size defaults, `pod_slices::default_prefix`), and refuses
+/// a cluster range more than 16 bits shorter than that.
 const MAX_NODE_MASK_DIFF: u8 = 16;
-
-fn node_mask(net: &IpNet) -> u8 {
-    match net {
-        IpNet::V4(_) => NODE_MASK_V4,
-        IpNet::V6(_) => NODE_MASK_V6,
-    }
-}
 
 pub fn check_ranges(part: &Part<Cluster>, rep: &mut Reporter<'_>) {
     let c = &part.value;
@@ -86,7 +77,7 @@ fn check_service_range_size(c: &Cluster, rep: &mut Reporter<'_>) {
 
 fn check_pod_range_size(c: &Cluster, rep: &mut Reporter<'_>) {
     let pod = c.pod_cidr.trunc();
-    let node = node_mask(&pod);
+    let node = pod_slices::default_prefix(&pod);
     if pod.prefix_len() > node {
         rep.error(
             &key("pod_cidr"),
