@@ -268,48 +268,51 @@ impl<'a> Ctx<'a> {
             Tier::Etcd => self.etcd.as_ref(),
             _ => self.runtime.as_ref(),
         };
-        let (bytes, origin) = match source.with_context(|| format!("{} binaries are not installed", tier.product()))? {
-            Source::Download { cache_root, .. } => {
-                let dir = cache_root.join(tier.cache_dir()).join(&file.version).join(arch.as_str());
-                let cached_sum = dir.join(file.checksum_name());
-                let item = Remote {
-                    what: format!("{} ({} {})", file.name, tier.product(), file.version),
-                    url: file.url.clone(),
-                    file: dir.join(&file.name),
-                    checksum: if file.checksum_is_list {
-                        ChecksumSource::Sums {
-                            url: file.checksum_url.clone(),
-                            cached: cached_sum,
-                            name: file.name.clone(),
-                        }
-                    } else {
-                        ChecksumSource::Sha256File { url: file.checksum_url.clone(), cached: cached_sum }
-                    },
-                    hint: file.hint(arch),
-                };
-                let (bytes, _, origin) = self.cached(item, &mut out)?;
-                (bytes, origin)
-            }
-            Source::Directory(dir) => {
-                let root = local_dir::arch_root(dir, arch);
-                let lists = [file.checksum_name(), local_dir::SUMS_FILE];
-                match local_dir::read_in(&root, &file.name, &what, &lists)? {
-                    Some(found) => {
-                        let (bytes, _, origin) = from_directory(found, &what, &mut out);
-                        (bytes, origin)
-                    }
-                    None => return extracted(&root, dir, arch, &file, binaries, out),
+        let (bytes, sha256, origin) =
+            match source.with_context(|| format!("{} binaries are not installed", tier.product()))? {
+                Source::Download { cache_root, .. } => {
+                    let dir = cache_root.join(tier.cache_dir()).join(&file.version).join(arch.as_str());
+                    let cached_sum = dir.join(file.checksum_name());
+                    let item = Remote {
+                        what: format!("{} ({} {})", file.name, tier.product(), file.version),
+                        url: file.url.clone(),
+                        file: dir.join(&file.name),
+                        checksum: if file.checksum_is_list {
+                            ChecksumSource::Sums {
+                                url: file.checksum_url.clone(),
+                                cached: cached_sum,
+                                name: file.name.clone(),
+                            }
+                        } else {
+                            ChecksumSource::Sha256File { url: file.checksum_url.clone(), cached: cached_sum }
+                        },
+                        hint: file.hint(arch),
+                    };
+                    self.cached(item, &mut out)?
                 }
-            }
+                Source::Directory(dir) => {
+                    let root = local_dir::arch_root(dir, arch);
+                    let lists = [file.checksum_name(), local_dir::SUMS_FILE];
+                    match local_dir::read_in(&root, &file.name, &what, &lists)? {
+                        Some(found) => from_directory(found, &what, &mut out),
+                        None => return extracted(&root, dir, arch, &file, binaries, out),
+                    }
+                }
+            };
+        // A raw file is the binary itself: its digest is the one just checked, not hashed again.
+        let members: Vec<(Binary, Vec<u8>, String)> = match file.packing {
+            Packing::Archive => etcd_tarball::extract(&bytes, binaries, &origin.path.display().to_string())?
+                .into_iter()
+                .map(|(b, bytes)| {
+                    let sha256 = checksum::sha256_hex(&bytes);
+                    (b, bytes, sha256)
+                })
+                .collect(),
+            Packing::Raw => binaries.iter().map(|b| (*b, bytes.clone(), sha256.clone())).collect(),
         };
-        let members = match file.packing {
-            Packing::Archive => etcd_tarball::extract(&bytes, binaries, &origin.path.display().to_string())?,
-            Packing::Raw => binaries.iter().map(|b| (*b, bytes.clone())).collect(),
-        };
-        for (binary, bytes) in members {
+        for (binary, bytes, sha256) in members {
             let what = format!("{binary} (linux/{arch}, {} {}, from {})", tier.product(), file.version, file.name);
             check_elf(&bytes, arch, &what, &origin.path)?;
-            let sha256 = checksum::sha256_hex(&bytes);
             out.push(binary, arch, bytes, sha256, origin.clone());
         }
         Ok(out)
