@@ -161,8 +161,16 @@ pub async fn run_with_sessions(
     };
     let cluster_side =
         async { if opts.wants(Group::Cluster) { cluster::run(inv, &material, limit).await } else { Vec::new() } };
-    let (tls_results, (health, encryption_results, snapshot_results), (gathered, rbac_results), cluster_results) =
-        tokio::join!(tls_checks, etcd_side, host_side, cluster_side);
+    // Beside the others, not after them: its CRI calls and script are a round trip per host.
+    let runtime_side =
+        async { if opts.wants(Group::Runtime) { runtime::run(inv, &sessions, limit).await } else { None } };
+    let (
+        tls_results,
+        (health, encryption_results, snapshot_results),
+        (gathered, rbac_results),
+        cluster_results,
+        runtime_result,
+    ) = tokio::join!(tls_checks, etcd_side, host_side, cluster_side, runtime_side);
 
     let mut checks = Vec::new();
     if needs_ssh {
@@ -184,11 +192,7 @@ pub async fn run_with_sessions(
     if opts.wants(Group::Cis) {
         checks.extend(cis_hosts::run(inv, &gathered));
     }
-    if opts.wants(Group::Runtime)
-        && let Some(result) = runtime::run(inv, &sessions, limit).await
-    {
-        checks.push(result);
-    }
+    checks.extend(runtime_result);
     checks.extend(cluster_results);
     for s in &opened {
         s.close().await;

@@ -69,12 +69,16 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
         let api = &api;
         async move { api.send(Method::GET, &path, "application/json", None).await }
     };
+    // Parsed once for the CoreDNS objects and the smoke test.
+    let templates = Templates::embedded();
+    let templates = templates.as_ref().map_err(|e| format!("{e:#}"));
     let nodes = async { nodes::judge(inv, get(nodes::PATH.to_string()).await) };
     let dns = async {
-        let objects = match Templates::embedded().and_then(|t| render(&t, cluster_dns::TEMPLATE, inv)) {
-            Ok(o) => o,
-            Err(e) => return api_failure(DNS, format!("{e:#}")),
-        };
+        let objects =
+            match templates.clone().and_then(|t| render(t, cluster_dns::TEMPLATE, inv).map_err(|e| format!("{e:#}"))) {
+                Ok(o) => o,
+                Err(e) => return api_failure(DNS, e),
+            };
         match dns::wanted(&objects) {
             Ok((d, s)) => {
                 let (got_d, got_s) = tokio::join!(get(d.path.clone()), get(s.path.clone()));
@@ -83,7 +87,7 @@ pub async fn run(inv: &Inventory, material: &Material, limit: Duration) -> Vec<C
             Err(e) => api_failure(DNS, format!("{e:#}")),
         }
     };
-    let smoke = smoke::run(&api, inv);
+    let smoke = smoke::run(&api, inv, templates.clone());
     let (nodes, dns, smoke) = tokio::join!(nodes, dns, smoke);
     [nodes, dns, smoke].into_iter().map(|c| c.with_target(endpoint.clone())).collect()
 }

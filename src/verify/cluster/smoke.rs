@@ -39,12 +39,13 @@ pub fn objects(templates: &Templates, inv: &Inventory, namespace: &str, token: &
     render_with(templates, SMOKE_TEMPLATE, inv, extra)
 }
 
-pub async fn run(api: &ApiClient, inv: &Inventory) -> CheckResult {
+/// `templates`: the embedded ones, or why they could not be had.
+pub async fn run(api: &ApiClient, inv: &Inventory, templates: Result<&Templates, String>) -> CheckResult {
     let namespace = format!("provision-smoke-{:08x}", rand::random::<u32>());
     let token = format!("{:032x}", rand::random::<u128>());
-    let objects = match Templates::embedded().and_then(|t| objects(&t, inv, &namespace, &token)) {
+    let objects = match templates.and_then(|t| objects(t, inv, &namespace, &token).map_err(|e| format!("{e:#}"))) {
         Ok(o) => o,
-        Err(e) => return CheckResult::cluster(SMOKE, title(SMOKE), Status::Fail, format!("{e:#}")),
+        Err(e) => return CheckResult::cluster(SMOKE, title(SMOKE), Status::Fail, e),
     };
     let started = Instant::now();
     let outcome = match tokio::time::timeout(LIMIT, exercise(api, &objects)).await {
