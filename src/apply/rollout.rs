@@ -317,7 +317,7 @@ async fn move_leader(from: &str, to: &str, ctx: &ApplyContext<'_>) -> anyhow::Re
     let target = status(to)
         .and_then(|m| m.status.as_ref())
         .with_context(|| format!("cannot move etcd leadership to {to}: it is not healthy ({})", health.summary()))?;
-    let target_id = u64::from_str_radix(&target.id, 16).with_context(|| format!("member id {:?}", target.id))?;
+    let target_id = crate::etcd::members::numeric_id(&target.id)?;
     let member = members.iter().find(|m| m.name == from).context("the leader is not in the member list")?;
     let mut client = connect(member, &creds, opts.timeout).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
     let t = opts.timeout.max(Duration::from_secs(10));
@@ -354,7 +354,7 @@ fn with_listed(mut members: Vec<Member>, health: &ClusterHealth) -> Vec<Member> 
 async fn remove_member(name: &str, remove: &RemoveMember, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
     let (mut client, t, list) = members_via_voter(ctx, &format!("removing {name}")).await?;
     let deadline = || tokio::time::Instant::now() + t;
-    let id = u64::from_str_radix(&remove.id, 16).with_context(|| format!("member id {:?}", remove.id))?;
+    let id = crate::etcd::members::numeric_id(&remove.id)?;
     let Some(entry) = list.members().iter().find(|m| m.id() == id) else { return Ok(false) };
     if remove.why == RemoveWhy::NotInInventory {
         let (members, creds, opts) = etcd_creds(ctx)?;
@@ -472,7 +472,7 @@ async fn learner_caught_up_and_promoted(member: &str, ctx: &ApplyContext<'_>) ->
             (Some(s), Some(leader)) => {
                 let t = *target.get_or_insert(leader);
                 if s.raft_applied_index >= t {
-                    let id = u64::from_str_radix(&s.id, 16).with_context(|| format!("member id {:?}", s.id))?;
+                    let id = crate::etcd::members::numeric_id(&s.id)?;
                     let (mut client, to) = voting_client(ctx).await?;
                     match within(tokio::time::Instant::now() + to, to, "promoting", "the cluster", client.member_promote(id))
                         .await

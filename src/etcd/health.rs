@@ -189,11 +189,6 @@ impl ListedMember {
     pub fn has_peer_url(&self, url: &str) -> bool {
         self.peer_urls.iter().any(|u| same_url(u, url))
     }
-
-    /// The numeric id etcd's API takes.
-    pub fn numeric_id(&self) -> Option<u64> {
-        u64::from_str_radix(&self.id, 16).ok()
-    }
 }
 
 /// Probes every member in parallel and assesses the cluster.
@@ -401,7 +396,8 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
         .map(|(id, _)| id_to_name.get(id).cloned().unwrap_or_else(|| id.clone()));
 
     // Membership: the member list (from any member that answered) against the inventory.
-    if let Some(list) = probes.iter().find_map(|p| p.member_list.as_ref().ok()) {
+    let membership = probes.iter().find_map(|p| p.member_list.as_ref().ok()).cloned();
+    if let Some(list) = &membership {
         for listed in list {
             let known = probes.iter().any(|p| listed.has_peer_url(&p.member.peer_url));
             if !known {
@@ -427,7 +423,6 @@ pub fn assess(probes: Vec<Probe>, opts: HealthOptions) -> ClusterHealth {
         Verdict::Degraded
     };
     let warnings = members.iter().flat_map(|m| m.warnings.iter().map(move |w| format!("{}: {w}", m.name))).collect();
-    let membership = probes.iter().find_map(|p| p.member_list.as_ref().ok()).cloned();
     ClusterHealth { verdict, exit_code: verdict.exit_code(), quorum, leader, members, notes, warnings, membership }
 }
 

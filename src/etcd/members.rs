@@ -41,6 +41,11 @@ pub fn initial_cluster(members: &[Member]) -> String {
     members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",")
 }
 
+/// The numeric id etcd's API takes, from the hex form statuses and member lists show.
+pub fn numeric_id(hex: &str) -> anyhow::Result<u64> {
+    u64::from_str_radix(hex, 16).map_err(|e| anyhow::anyhow!(e).context(format!("member id {hex:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +77,13 @@ roles = ["etcd"]
 "#,
         )
         .expect("test inventory parses")
+    }
+
+    #[test]
+    fn member_ids_are_hex() {
+        assert_eq!(numeric_id("9f2c42dbcace19f5").unwrap(), 0x9f2c42dbcace19f5);
+        let e = numeric_id("node1").unwrap_err();
+        assert!(format!("{e:#}").starts_with("member id \"node1\": invalid digit"), "{e:#}");
     }
 
     #[test]
