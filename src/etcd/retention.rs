@@ -13,11 +13,14 @@ use time::macros::format_description;
 const STAMP: &[time::format_description::BorrowedFormatItem<'static>] =
     format_description!("[year][month][day]T[hour][minute][second]Z");
 
+/// `20261122T101500Z`: the UTC stamp of snapshot names, and of what the plan moves aside.
+pub fn stamp(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC).format(STAMP).unwrap_or_else(|_| "00000000T000000Z".into())
+}
+
 /// e.g. `lab-20261122T101500Z-rev12345.db`
 pub fn snapshot_name(cluster: &str, at: OffsetDateTime, revision: i64) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let stamp = at.format(STAMP).unwrap_or_else(|_| "00000000T000000Z".into());
-    format!("{cluster}-{stamp}-rev{revision}.db")
+    format!("{cluster}-{}-rev{revision}.db", stamp(at))
 }
 
 /// (timestamp, revision) when `file_name` is a snapshot of `cluster`.

@@ -29,8 +29,8 @@ use super::rollout::{EtcdNow, Gate, Snapshot, Stage, drop_staged_from_waits, etc
 use super::{HostReport, Plan};
 use crate::desired::DesiredState;
 use crate::etcd::health::ListedMember;
+use crate::render::ETCD_UNIT;
 
-const ETCD_UNIT: &str = "etcd.service";
 const BOOTSTRAP_NEW: &str = "--initial-cluster-state=new";
 const BOOTSTRAP_EXISTING: &str = "--initial-cluster-state=existing";
 

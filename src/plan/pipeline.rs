@@ -258,7 +258,7 @@ async fn connect_leaving_members(
 
 /// `20261205T174500Z` (UTC): how the state dir's other stamps read (restore's too).
 pub fn utc_stamp(t: time::OffsetDateTime) -> String {
-    t.format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap_or_default()
+    crate::etcd::retention::stamp(t)
 }
 /// The etcd data dir on etcd members: reset --purge-data removes it, so its state is
 /// gathered with the rest.

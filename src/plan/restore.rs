@@ -26,8 +26,7 @@ use crate::etcd::Member;
 use crate::etcd::restore_script::MemberRestore;
 use crate::inventory::{Inventory, Role};
 
-const ETCD_UNIT: &str = "etcd.service";
-const APISERVER_UNIT: &str = "kube-apiserver.service";
+use crate::render::{APISERVER_UNIT, ETCD_UNIT};
 
 /// What the operator chose to restore.
 pub struct RestoreRequest {

@@ -252,7 +252,7 @@ pub(super) fn etcd_quorum_running(facts: &BTreeMap<String, HostFacts>, members: 
 
 /// etcd serves on this host now (its unit is active).
 pub fn etcd_active(f: &HostFacts) -> bool {
-    f.unit("etcd.service").is_some_and(|u| u.active_state == "active")
+    f.unit(crate::render::ETCD_UNIT).is_some_and(|u| u.active_state == "active")
 }
 
 /// The leader's stage goes last and first hands leadership to a member restarted before

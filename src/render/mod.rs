@@ -26,6 +26,10 @@ pub mod runtime;
 mod scheduler;
 mod security_files;
 
+/// The units the plan names outside render (membership, restore, the etcd rollout).
+pub use apiserver::UNIT as APISERVER_UNIT;
+pub use etcd::UNIT as ETCD_UNIT;
+
 use serde::Serialize;
 
 use crate::desired::{Component, DesiredState};

@@ -87,7 +87,7 @@ fn script(expected: &Expected, crictl: bool) -> String {
     };
     format!(
         "PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\n\
-         echo '== exe'; readlink /proc/$(systemctl show -p MainPID --value containerd.service)/exe 2>&1\n\
+         echo '== exe'; readlink /proc/$(systemctl show -p MainPID --value {unit})/exe 2>&1\n\
          echo '== ctr'; ctr --address {socket} version 2>&1\n\
          {crictl}\
          echo '== runc'; {runc} --version 2>&1 | head -n 1\n\
@@ -99,6 +99,7 @@ fn script(expected: &Expected, crictl: bool) -> String {
         iptables = crate::render::runtime::iptables_for(&expected.pod_cidr),
         chain = crate::render::runtime::MASQUERADE_CHAIN,
         socket = paths::CONTAINERD_SOCKET,
+        unit = crate::render::runtime::CONTAINERD_UNIT,
         runc = expected.bins.runc,
         bin = expected.bins.cni_bin_dir,
         plugins = Binary::CNI_PLUGINS.map(|b| b.name()).join(" "),
@@ -176,7 +177,8 @@ pub fn judge(host: &str, net: &PodNetworkCtx, expected: &Expected, text: &str, c
     match get("exe").first().map(|l| l.trim().trim_end_matches(" (deleted)")) {
         Some(exe) if exe == bins.containerd => {}
         other => bad.push(format!(
-            "containerd.service runs {}, not {}",
+            "{} runs {}, not {}",
+            crate::render::runtime::CONTAINERD_UNIT,
             other.filter(|e| !e.is_empty()).unwrap_or("nothing"),
             bins.containerd
         )),
