@@ -95,7 +95,8 @@ impl FactsRequest {
             }
             put('P', p)?;
         }
-        for p in &self.exist {
+        // A path asked both ways is hashed: sent as P only.
+        for p in self.exist.difference(&self.paths) {
             if !p.starts_with('/') {
                 bail!("required path {p:?} is not absolute");
             }

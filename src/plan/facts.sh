@@ -94,7 +94,6 @@ for p in $paths; do
     fi
 done
 for p in $exist; do
-    case "$nl$paths" in *"$nl$p$nl"*) continue ;; esac
     if [ -L "$p" ]; then
         echo "link${tab}$p${tab}$(readlink -- "$p")"
     elif [ -e "$p" ]; then
