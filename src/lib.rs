@@ -9,6 +9,7 @@ pub mod cis;
 pub mod cli;
 pub mod cri;
 pub mod desired;
+pub mod error_text;
 pub mod etcd;
 pub mod fsutil;
 pub mod inventory;

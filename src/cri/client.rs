@@ -12,6 +12,7 @@ use tonic::transport::{Endpoint, Uri};
 
 use super::answer::CriAnswer;
 use super::proto::{self, StatusRequest, StatusResponse, VersionRequest, VersionResponse};
+use crate::error_text::one_line;
 use crate::ssh::{Session, SshError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub async fn ask(session: &Session, socket: &str, limit: Duration) -> Result<Cri
         .timeout(limit)
         .connect_with_connector(connector)
         .await
-        .map_err(|e| CriError::NoConnection(error_chain(&e)))?;
+        .map_err(|e| CriError::NoConnection(one_line(&e)))?;
     let mut grpc = tonic::client::Grpc::new(channel);
     let version: VersionResponse =
         unary(&mut grpc, proto::VERSION_PATH, "Version", VersionRequest { version: proto::API_VERSION.into() }, limit)
@@ -71,7 +72,7 @@ where
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
     let exchange = async {
-        grpc.ready().await.map_err(|e| CriError::NoConnection(error_chain(&e)))?;
+        grpc.ready().await.map_err(|e| CriError::NoConnection(one_line(&e)))?;
         let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
         grpc.unary(tonic::Request::new(request), PathAndQuery::from_static(path), codec)
             .await
@@ -79,15 +80,4 @@ where
             .map_err(|s| CriError::Status { call, code: s.code(), message: s.message().to_string() })
     };
     tokio::time::timeout(limit, exchange).await.map_err(|_| CriError::Timeout { call, after: limit })?
-}
-
-/// tonic's transport errors say "transport error" and keep the cause in `source()`.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(s) = next {
-        parts.push(s.to_string());
-        next = s.source();
-    }
-    parts.join(": ")
 }

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+use crate::error_text::one_line;
+
 /// Every template provision knows, by file name. include_str! (not include_dir!) so
 /// that cargo rebuilds when a template changes.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -114,7 +116,7 @@ impl Templates {
         let mut origins = BTreeMap::new();
         for (name, text, origin) in list {
             if let Err(e) = tera.add_raw_template(&name, &text) {
-                bail!("template {} does not parse: {}", describe(&name, &origin), tera_error(&e));
+                bail!("template {} does not parse: {}", describe(&name, &origin), one_line(&e));
             }
             origins.insert(name, origin);
         }
@@ -126,7 +128,7 @@ impl Templates {
         let origin = self.origins.get(name).cloned().unwrap_or(Origin::Embedded);
         self.tera
             .render(name, ctx)
-            .map_err(|e| anyhow::anyhow!("template {} failed to render: {}", describe(name, &origin), tera_error(&e)))
+            .map_err(|e| anyhow::anyhow!("template {} failed to render: {}", describe(name, &origin), one_line(&e)))
     }
 
     /// Renders template `name` whose context holds secrets (keys). tera's messages may
@@ -135,7 +137,7 @@ impl Templates {
     pub fn render_secret(&self, name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
         let origin = self.origins.get(name).cloned().unwrap_or(Origin::Embedded);
         self.tera.render(name, ctx).map_err(|e| {
-            let at = position(name, &tera_error(&e)).map(|p| format!(" at {p}")).unwrap_or_default();
+            let at = position(name, &one_line(&e)).map(|p| format!(" at {p}")).unwrap_or_default();
             anyhow::anyhow!(
                 "template {} failed to render{at}; the details are withheld because this template receives \
                  secrets (they could quote a key): compare it with templates/{name} in the provision \
@@ -186,18 +188,6 @@ fn position(name: &str, message: &str) -> Option<String> {
     let (line, column) = numbers.split_once(':')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (digits(line) && digits(column)).then(|| token.to_string())
-}
-
-/// Tera's error with its causes, on one line.
-fn tera_error(e: &tera::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
