@@ -148,7 +148,8 @@ struct RuntimeCtx {
     multicast: &'static str,
 }
 
-fn runtime_ctx(a: &Artifacts, pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
+/// `cni_bin_dirs`: the config writes the CNI directory as a list ([`containerd_config_format`]).
+fn runtime_ctx(a: &Artifacts, pod_cidr: &ipnet::IpNet, cni_bin_dirs: bool) -> RuntimeCtx {
     let ipv6 = pod_cidr.addr().is_ipv6();
     let extra = if ipv6 { SYSCTLS_IPV6 } else { &[] };
     let bins = RuntimeBins::of(a.runtime_source());
@@ -160,7 +161,7 @@ fn runtime_ctx(a: &Artifacts, pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
         runc_bin: bins.runc,
         containerd_config: paths::CONTAINERD_CONFIG,
         cni_bin_dir: bins.cni_bin_dir,
-        cni_bin_dirs: containerd_config_format(a).1,
+        cni_bin_dirs,
         cni_conf_dir: paths::CNI_CONF_DIR,
         kernel_unit: KERNEL_UNIT,
         kernel_modules: KERNEL_MODULES,
@@ -181,8 +182,9 @@ fn runtime_ctx(a: &Artifacts, pod_cidr: &ipnet::IpNet) -> RuntimeCtx {
 
 pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Result<()> {
     let c = Component::Runtime;
+    let (format, cni_bin_dirs) = containerd_config_format(&cx.inv.artifacts);
     let mut ctx = h.ctx.clone();
-    ctx.insert("runtime", &runtime_ctx(&cx.inv.artifacts, &cx.inv.cluster.pod_cidr));
+    ctx.insert("runtime", &runtime_ctx(&cx.inv.artifacts, &cx.inv.cluster.pod_cidr, cni_bin_dirs));
     let render =
         |name: &str| cx.templates.render(name, &ctx).with_context(|| format!("host {}: template {name}", h.host.name));
 
@@ -191,7 +193,7 @@ pub(super) fn add(cx: &RenderCx, h: &HostCx, b: &mut HostBuilder) -> anyhow::Res
     b.unit(KERNEL_UNIT, render(KERNEL_UNIT)?, c, &[paths::MODULES_LOAD_CONF, paths::SYSCTL_CONF])?;
 
     b.dir(paths::CONTAINERD_DIR, ROOT_0755, c);
-    let config = match containerd_config_format(&cx.inv.artifacts).0 {
+    let config = match format {
         3 => CONTAINERD_CONFIG_V3_TEMPLATE,
         _ => CONTAINERD_CONFIG_TEMPLATE,
     };
