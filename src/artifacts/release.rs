@@ -48,14 +48,7 @@ impl ReleaseFile {
 
     /// "is containerd v2.1.4 released for linux/amd64? Check artifacts.containerd_version and ..."
     pub fn hint(&self, arch: Arch) -> String {
-        format!(
-            "is {} {} released for linux/{arch}? Check {} and {} ({})",
-            self.tier.product(),
-            self.version,
-            self.tier.version_key(),
-            self.tier.base_url_key(),
-            self.base_url
-        )
+        self.tier.missing_hint(&self.version, arch, &self.base_url)
     }
 }
 
@@ -70,6 +63,16 @@ impl Tier {
             Tier::CniPlugins => "CNI plugins",
             Tier::Crictl => "crictl",
         }
+    }
+
+    /// What to check when a release file of `version` is not found at `base_url`.
+    pub fn missing_hint(self, version: &str, arch: Arch, base_url: &str) -> String {
+        format!(
+            "is {} {version} released for linux/{arch}? Check {} and {} ({base_url})",
+            self.product(),
+            self.version_key(),
+            self.base_url_key(),
+        )
     }
 
     /// The inventory key holding its version.

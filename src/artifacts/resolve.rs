@@ -229,8 +229,11 @@ impl<'a> Ctx<'a> {
         let (bytes, sha256, origin) = match self.kube.as_ref().context("kubernetes binaries are skipped")? {
             Source::Download { cache_root, base_url } => {
                 let url = catalog::kubernetes_url(base_url, version, arch, binary);
-                let file =
-                    cache_root.join("kubernetes").join(catalog::v(version)).join(arch.as_str()).join(binary.name());
+                let file = cache_root
+                    .join(Tier::Kubernetes.cache_dir())
+                    .join(catalog::v(version))
+                    .join(arch.as_str())
+                    .join(binary.name());
                 let item = Remote {
                     what: what.clone(),
                     checksum: ChecksumSource::Sha256File {
@@ -239,10 +242,7 @@ impl<'a> Ctx<'a> {
                     },
                     url,
                     file,
-                    hint: format!(
-                        "is Kubernetes {} released for linux/{arch}? Check cluster.kubernetes_version and artifacts.kubernetes_base_url ({base_url})",
-                        catalog::v(version)
-                    ),
+                    hint: Tier::Kubernetes.missing_hint(&catalog::v(version), arch, base_url),
                 };
                 self.cached(item, &mut out)?
             }
