@@ -66,7 +66,7 @@ pub fn run(a: RestoreArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
             }
         }
         let apiservers = running_apiservers(inv, &prepared.gathered.facts);
-        let plan = plan_restore(inv, reports.clone(), &prepared.gathered.facts, &members, &req);
+        let plan = plan_restore(inv, reports.clone(), &restores, &apiservers, &req);
         let shown = !a.yes && format == OutputFormat::Text;
         if shown {
             print_plan(&prepared, &plan, format)?;

@@ -64,16 +64,15 @@ pub fn member_restores(inv: &Inventory, members: &[Member], req: &RestoreRequest
         .collect()
 }
 
-/// The restore plan (see the module comment). `facts`: which hosts run kube-apiserver now.
+/// The restore plan (see the module comment): `restores` from [`member_restores`] (one per
+/// member), `apiservers` from [`running_apiservers`], as the rollback plan takes them.
 pub fn plan_restore(
     inv: &Inventory,
     reports: Vec<HostReport>,
-    facts: &BTreeMap<String, HostFacts>,
-    members: &[Member],
+    restores: &[MemberRestore],
+    apiservers: &[String],
     req: &RestoreRequest,
 ) -> Plan {
-    let restores = member_restores(inv, members, req);
-    let apiservers = running_apiservers(inv, facts);
     let etcd_hosts: Vec<HostSteps> = restores
         .iter()
         .map(|r| HostSteps {
@@ -96,15 +95,15 @@ pub fn plan_restore(
             HostSteps { host: r.name.clone(), actions }
         })
         .collect();
-    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    let names: Vec<String> = restores.iter().map(|r| r.name.clone()).collect();
     let phases = vec![
         phase(Phase::Preflight, vec![], vec![]),
-        phase(Phase::KubeApiserver, each(&apiservers, Action::StopUnit { unit: APISERVER_UNIT.into() }), vec![]),
+        phase(Phase::KubeApiserver, each(apiservers, Action::StopUnit { unit: APISERVER_UNIT.into() }), vec![]),
         phase(Phase::Etcd, etcd_hosts, vec![Wait::EtcdQuorum { members: names }]),
         phase(
             Phase::KubeApiserver,
-            each(&apiservers, Action::StartUnit { unit: APISERVER_UNIT.into() }),
-            apiservers_active(&apiservers),
+            each(apiservers, Action::StartUnit { unit: APISERVER_UNIT.into() }),
+            apiservers_active(apiservers),
         ),
         phase(Phase::Etcd, cleanup, vec![]),
     ];
@@ -223,7 +222,9 @@ mod tests {
         running.units.insert(APISERVER_UNIT.into(), UnitState { active_state: "active".into(), ..Default::default() });
         facts.insert("node1".to_string(), running);
         facts.insert("node2".to_string(), HostFacts::default());
-        let plan = plan_restore(&inv, vec![], &facts, &members, &request(false));
+        let apiservers = running_apiservers(&inv, &facts);
+        let restores = member_restores(&inv, &members, &request(false));
+        let plan = plan_restore(&inv, vec![], &restores, &apiservers, &request(false));
         assert_eq!(plan.kind, PlanKind::Restore);
         let order: Vec<Phase> = plan.phases.iter().map(|p| p.phase).collect();
         assert_eq!(order, [Phase::Preflight, Phase::KubeApiserver, Phase::Etcd, Phase::KubeApiserver, Phase::Etcd]);
@@ -240,14 +241,17 @@ mod tests {
         let json = serde_json::to_string(&plan).unwrap();
         assert!(!json.contains("not really a snapshot"), "the snapshot's content is never printed");
         assert!(json.contains("\"token\":\"lab-restore-20261205T180000Z\""), "{json}");
-        assert!(json.contains("node1=https://127.0.1.1:2380,node2=https://127.0.1.2:2380,node3=https://127.0.1.3:2380"));
+        assert!(
+            json.contains("node1=https://127.0.1.1:2380,node2=https://127.0.1.2:2380,node3=https://127.0.1.3:2380")
+        );
         let Action::WriteFile { secret, mode, path, .. } = &plan.phases[2].hosts[0].actions[0] else { panic!() };
         assert!(*secret && mode.0 == 0o600 && path == "/var/lib/etcd.provision-restore-20261205T180000Z.db");
         // --keep-previous: the old data dirs stay.
-        let plan = plan_restore(&inv, vec![], &facts, &members, &request(true));
+        let plan =
+            plan_restore(&inv, vec![], &member_restores(&inv, &members, &request(true)), &apiservers, &request(true));
         assert_eq!(kinds(&plan.phases[4], "node3"), ["remove-file"]);
         // The rollback: previous data back, started together, the apiservers started.
-        let rb = rollback_plan(&inv, vec![], &member_restores(&inv, &members, &request(false)), &["node1".into()]);
+        let rb = rollback_plan(&inv, vec![], &restores, &["node1".into()]);
         assert_eq!(kinds(&rb.phases[1], "node2"), ["stop-unit", "roll-back-etcd-restore", "remove-file", "start-unit"]);
         assert_eq!(kinds(&rb.phases[2], "node1"), ["start-unit"]);
     }
