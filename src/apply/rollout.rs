@@ -352,13 +352,11 @@ fn with_listed(mut members: Vec<Member>, health: &ClusterHealth) -> Vec<Member> 
 /// For a member the inventory no longer lists, checked again now: the inventory's
 /// healthy members alone must hold the smaller cluster's quorum.
 async fn remove_member(name: &str, remove: &RemoveMember, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
-    let (mut client, t, list) = members_via_voter(ctx, &format!("removing {name}")).await?;
+    let (mut client, t, list, health) = members_via_voter(ctx, &format!("removing {name}")).await?;
     let deadline = || tokio::time::Instant::now() + t;
     let id = crate::etcd::members::numeric_id(&remove.id)?;
     let Some(entry) = list.members().iter().find(|m| m.id() == id) else { return Ok(false) };
     if remove.why == RemoveWhy::NotInInventory {
-        let (members, creds, opts) = etcd_creds(ctx)?;
-        let health = health::check(&members, &creds, opts).await;
         let voters = list.members().iter().filter(|m| !m.is_learner()).count() - usize::from(!entry.is_learner());
         let quorum = crate::etcd::members::quorum(voters);
         let healthy = health.healthy_count();
@@ -404,7 +402,7 @@ async fn member_gone(member: &str, id: &str, ctx: &ApplyContext<'_>) -> anyhow::
 /// False when the cluster already lists that peer URL (an earlier, interrupted apply added
 /// it): adding is done, the start and the gate continue from there.
 async fn add_learner(name: &str, peer_url: &str, ctx: &ApplyContext<'_>) -> anyhow::Result<bool> {
-    let (mut client, t, list) = members_via_voter(ctx, &format!("adding {name}")).await?;
+    let (mut client, t, list, _) = members_via_voter(ctx, &format!("adding {name}")).await?;
     let deadline = || tokio::time::Instant::now() + t;
     if list.members().iter().any(|m| m.peer_urls().iter().any(|u| u.trim_end_matches('/') == peer_url)) {
         return Ok(false);
@@ -429,7 +427,8 @@ async fn add_learner(name: &str, peer_url: &str, ctx: &ApplyContext<'_>) -> anyh
 }
 
 /// A client on a healthy voting member (member add/promote are refused by learners).
-async fn voting_client(ctx: &ApplyContext<'_>) -> anyhow::Result<(etcd_client::Client, Duration)> {
+/// A healthy voter's client, its call limit, and the health check that chose it.
+async fn voting_client(ctx: &ApplyContext<'_>) -> anyhow::Result<(etcd_client::Client, Duration, ClusterHealth)> {
     let (members, creds, opts) = etcd_creds(ctx)?;
     let health = health::check(&members, &creds, opts).await;
     let voter = health
@@ -440,20 +439,21 @@ async fn voting_client(ctx: &ApplyContext<'_>) -> anyhow::Result<(etcd_client::C
         .with_context(|| format!("no healthy voting etcd member to change membership through ({})", health.summary()))?;
     let t = opts.timeout.max(Duration::from_secs(10));
     let client = connect(voter, &creds, t).await.map_err(|p| anyhow::anyhow!("{p}"))?.client;
-    Ok((client, t))
+    Ok((client, t, health))
 }
 
-/// A voter's client, its call limit, and the member list it gives, read before `doing`
-/// (a membership change is decided on the list read through the member that makes it).
+/// A voter's client, its call limit, the member list it gives, read before `doing` (a
+/// membership change is decided on the list read through the member that makes it), and
+/// the cluster's health read just before.
 async fn members_via_voter(
     ctx: &ApplyContext<'_>,
     doing: &str,
-) -> anyhow::Result<(etcd_client::Client, Duration, etcd_client::MemberListResponse)> {
-    let (mut client, t) = voting_client(ctx).await?;
+) -> anyhow::Result<(etcd_client::Client, Duration, etcd_client::MemberListResponse, ClusterHealth)> {
+    let (mut client, t, health) = voting_client(ctx).await?;
     let list = within(tokio::time::Instant::now() + t, t, "listing members", "the cluster", client.member_list())
         .await
         .map_err(|p| anyhow::anyhow!("listing etcd members before {doing}: {p}"))?;
-    Ok((client, t, list))
+    Ok((client, t, list, health))
 }
 
 /// Waits until the learner `member` has applied what the leader had when the learner
@@ -473,7 +473,7 @@ async fn learner_caught_up_and_promoted(member: &str, ctx: &ApplyContext<'_>) ->
                 let t = *target.get_or_insert(leader);
                 if s.raft_applied_index >= t {
                     let id = crate::etcd::members::numeric_id(&s.id)?;
-                    let (mut client, to) = voting_client(ctx).await?;
+                    let (mut client, to, _) = voting_client(ctx).await?;
                     match within(tokio::time::Instant::now() + to, to, "promoting", "the cluster", client.member_promote(id))
                         .await
                     {
