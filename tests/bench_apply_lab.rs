@@ -63,6 +63,11 @@ fn floor_once(key: &Path, known_hosts: &Path, desired: &DesiredState, addresses:
     t.elapsed()
 }
 
+/// The host counts of `var` ("10,30"), or `default` when it is not set.
+fn host_counts(var: &str, default: &str) -> Vec<usize> {
+    std::env::var(var).unwrap_or_else(|_| default.into()).split(',').filter_map(|n| n.trim().parse().ok()).collect()
+}
+
 /// A scratch directory holding a copy of the lab's state (PKI, keys): grown inventories
 /// beside it share the lab's CA.
 fn state_copy(lab: &TestLab) -> tempfile::TempDir {
@@ -174,11 +179,7 @@ fn bench_apply_on_lab_hosts() {
     // and 30 hosts (BENCH_HOSTS="10,30" by default; "" skips). With artifacts.kubernetes
     // = "skip" a worker holds no managed file: what grows is one SSH connection and one
     // facts round trip per host, the part of a no-op apply that scales with the fleet.
-    let sizes: Vec<usize> = std::env::var("BENCH_HOSTS")
-        .unwrap_or_else(|_| "10,30".into())
-        .split(',')
-        .filter_map(|n| n.trim().parse().ok())
-        .collect();
+    let sizes = host_counts("BENCH_HOSTS", "10,30");
     let tmp = state_copy(&lab);
     let lab_text = std::fs::read_to_string(&lab.inventory).unwrap();
     for n in sizes {
@@ -228,11 +229,7 @@ fn stand_in_templates(dir: &Path) {
 #[ignore = "benchmark: run with --ignored --nocapture (uses the lab hosts)"]
 fn bench_noop_apply_with_runtime_workers() {
     let lab: TestLab = ensure_fresh_for_tests().expect("lab up");
-    let sizes: Vec<usize> = std::env::var("BENCH_RUNTIME_HOSTS")
-        .unwrap_or_else(|_| "3,10,30".into())
-        .split(',')
-        .filter_map(|n| n.trim().parse().ok())
-        .collect();
+    let sizes = host_counts("BENCH_RUNTIME_HOSTS", "3,10,30");
     let tmp = state_copy(&lab);
     let templates = tmp.path().join("templates");
     stand_in_templates(&templates);

@@ -44,8 +44,7 @@ fn containerd_runs_a_local_image_with_the_rendered_runtime_and_cni_config() {
         t.replace("\nkubernetes = \"skip\"", "\nkubernetes = \"skip\"\nruntime = \"preinstalled\"")
     });
     // The plan names each node's slice, the same the rendered CNI config uses.
-    let out = provision(&["--output", "json", "plan", inv.to_str().unwrap()]);
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let (_, plan) = plan_json(inv.to_str().unwrap());
     let node1 = &lab.hosts[0];
     let slice =
         plan["hosts"].as_array().unwrap().iter().find(|h| h["host"] == node1.name.as_str()).unwrap()["pod_cidr"]
@@ -328,9 +327,12 @@ fn trixie_containerd_from_a_directory_is_applied_converges_and_restarts_one_host
         t.replace(
             "\nkubernetes = \"skip\"",
             &format!(
-                "\nkubernetes = \"skip\"\nruntime = \"directory\"\ndirectory = \"{}\"\ncontainerd_version = \"1.7.24\"\n\
-                 runc_version = \"1.1.15\"\ncni_plugins_version = \"1.1.1\"\ncrictl_version = \"1.34.0\"",
-                bin.display()
+                "\nkubernetes = \"skip\"\nruntime = \"directory\"\ndirectory = \"{}\"\ncontainerd_version = \"{}\"\n\
+                 runc_version = \"{}\"\ncni_plugins_version = \"{}\"\ncrictl_version = \"1.34.0\"",
+                bin.display(),
+                runtime_trixie::CONTAINERD,
+                runtime_trixie::RUNC,
+                runtime_trixie::CNI
             ),
         )
     });
