@@ -354,6 +354,12 @@ mod tests {
         assert_eq!(Binary::Runc.directory_entry(), "runc");
     }
 
+    /// RUNTIME spells the plugins out (a const array cannot be concatenated): kept equal.
+    #[test]
+    fn the_runtime_list_ends_with_the_one_cni_plugin_list() {
+        assert_eq!(Binary::RUNTIME[Binary::RUNTIME.len() - Binary::CNI_PLUGINS.len()..], Binary::CNI_PLUGINS);
+    }
+
     #[test]
     fn arch_names() {
         assert_eq!(Arch::from_machine("x86_64\n"), Some(Arch::Amd64));

@@ -68,6 +68,7 @@ pub const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Debian's containerd package.
 pub const CONTAINERD_BIN_PREINSTALLED: &str = "/usr/bin/containerd";
+pub const CONTAINERD_SHIM_PREINSTALLED: &str = "/usr/bin/containerd-shim-runc-v2";
 /// The parent of the CNI plugins' directory when provision installs them (/opt/cni/bin).
 pub const OPT_CNI_DIR: &str = "/opt/cni";
 /// Debian's runc package.

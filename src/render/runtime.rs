@@ -56,7 +56,7 @@ pub const SYSCTLS_IPV6: &[(&str, &str)] = &[("net.ipv6.conf.all.forwarding", "1"
 pub fn preinstalled_binaries() -> Vec<(String, &'static str)> {
     let mut out = vec![
         (paths::CONTAINERD_BIN_PREINSTALLED.to_string(), "containerd"),
-        ("/usr/bin/containerd-shim-runc-v2".to_string(), "containerd"),
+        (paths::CONTAINERD_SHIM_PREINSTALLED.to_string(), "containerd"),
         (paths::RUNC_BIN_PREINSTALLED.to_string(), "runc"),
     ];
     out.extend(
